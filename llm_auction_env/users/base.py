@@ -1,0 +1,45 @@
+"""Click-model interface: the simulated user (the paper's User-LLM).
+
+A click model is bid-blind: it sees the instance's query, user and ads and the response text, never
+the bids. It parses the response itself with :func:`llm_auction_env.parsing.placements`; only valid
+placements can be clicked.
+"""
+from __future__ import annotations
+
+from typing import Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from ..registry import Registry
+from ..types import AuctionInstance, ClickFeedback
+
+Judged = tuple[AuctionInstance, str]
+"""(instance, response text)."""
+
+
+@runtime_checkable
+class ClickModel(Protocol):
+    name: str
+    has_probs: bool
+    """True when :meth:`click_probs` gives exact probabilities (semantic, oracle); False for the
+    LLM judge, whose decisions are samples only."""
+
+    def click_probs(self, batch: Sequence[Judged]) -> list[dict[str, float]]:
+        """Click probability per validly exposed ad id, for each (instance, response)."""
+        ...
+
+    def sample_clicks(
+        self, batch: Sequence[Judged], rng: np.random.Generator
+    ) -> list[list[ClickFeedback]]:
+        """One feedback per validly exposed ad (the paper's JSON list), for each pair."""
+        ...
+
+
+CLICK_MODELS: Registry[ClickModel] = Registry("click model")
+
+
+def make_click_model(name: str, **config) -> ClickModel:
+    """Build a click model by name (``semantic``, ``llm_judge``, ...)."""
+    from . import llm_judge, semantic  # noqa: F401  (register on import)
+
+    return CLICK_MODELS.make(name, **config)
