@@ -62,6 +62,25 @@ class UserProfile:
         return f"{self.info} Interests: {', '.join(self.interests)}."
 
 
+@dataclass(frozen=True)
+class Query:
+    """A user query from the dataset. ``topics`` are the interest/category tags it was written
+    around (used by the candidate-ad rule); ``split`` is ``train`` or ``test`` (by profile)."""
+
+    query_id: str
+    user_id: str
+    text: str
+    split: str = "train"
+    topics: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.text, str) or not self.text.strip():
+            raise ValueError(f"Query.text of {self.query_id!r} must be a non-empty string")
+        if self.split not in ("train", "test"):
+            raise ValueError(f"Query.split of {self.query_id!r} must be 'train' or 'test', got {self.split!r}")
+        object.__setattr__(self, "topics", tuple(str(t) for t in self.topics))
+
+
 @dataclass(frozen=True, eq=False)
 class AuctionInstance:
     """(x, h, a, b): a query, its user, the candidate ads and one bid per ad (per click)."""
