@@ -29,9 +29,12 @@ class ClickModel(Protocol):
         ...
 
     def sample_clicks(
-        self, batch: Sequence[Judged], rng: np.random.Generator
+        self, batch: Sequence[Judged], rng: np.random.Generator | Sequence[np.random.Generator]
     ) -> list[list[ClickFeedback]]:
-        """One feedback per validly exposed ad (the paper's JSON list), for each pair."""
+        """One feedback per validly exposed ad (the paper's JSON list), for each pair.
+
+        ``rng`` is one generator for the batch or one per pair; with one per pair, pair k's clicks
+        depend only on ``rng[k]`` (common random numbers across mechanisms)."""
         ...
 
 
