@@ -11,7 +11,11 @@ from .types import Ad, AuctionInstance, ClickFeedback, Outcome, Placement, Query
 __version__ = "0.1.0"
 
 if "LLMAuction-v0" not in registry:
-    register(id="LLMAuction-v0", entry_point="llm_auction_env.envs.auction:LLMAuctionEnv")
+    register(
+        id="LLMAuction-v0",
+        entry_point="llm_auction_env.envs.auction:LLMAuctionEnv",
+        vector_entry_point="llm_auction_env.envs.auction_vector:LLMAuctionVectorEnv",
+    )
 if "LLMAuctionBidding-v0" not in registry:
     register(id="LLMAuctionBidding-v0", entry_point="llm_auction_env.envs.bidding:LLMAuctionBiddingEnv")
 
