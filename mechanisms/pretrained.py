@@ -1,0 +1,83 @@
+"""``pretrained``: the base Ad-LLM with the paper's prompt (App. B), one sample per instance.
+
+The LLM-Auction paper's first baseline (Table 2, "Pretrained LLM"): the untuned model sees the
+query, the user profile and the candidate ads with their bids, and writes one response. Payment is
+the paper's first price per click (Sec. 4.2): each clicked, validly exposed ad pays its bid.
+
+Config (``PretrainedConfig``): ``prompt_style`` ``"paper"`` (the App. B template) or ``"compact"``
+(the same instructions, shorter, for CPU runs); ``sampling`` (default: the paper's 0.7/0.8/20).
+The backend is a :class:`~llm_auction_env.llm.base.TextBackend` object, a
+:class:`~llm_auction_env.llm.models.ModelConfig`, or a ``make_backend`` name with
+``backend_config``. Each response's ``Allocation.cost`` holds one LLM call, its prompt and
+generated tokens and the batch's wall seconds divided evenly among the batch's instances.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from llm_auction_env.llm.base import Sampling
+from llm_auction_env.types import Allocation, AuctionInstance, InferenceCost, Outcome
+
+from .base import MECHANISMS, first_price_per_click
+
+
+def resolve_backend(backend: Any, backend_config: dict | None = None):
+    """A text backend from an object (returned as is), a ``ModelConfig`` or a backend name."""
+    if hasattr(backend, "generate") and hasattr(backend, "logprobs"):
+        return backend
+    if hasattr(backend, "make") and callable(backend.make):
+        return backend.make()
+    if isinstance(backend, str):
+        from llm_auction_env.llm import make_backend
+
+        return make_backend(backend, **(backend_config or {}))
+    raise TypeError(f"backend must be a TextBackend, a ModelConfig or a name, got {type(backend).__name__}")
+
+
+def sampling_for(sampling: Sampling, rng: np.random.Generator) -> Sampling:
+    """``sampling`` with a seed drawn from ``rng``, so a mechanism's output is a function of its rng."""
+    return dataclasses.replace(sampling, seed=int(rng.integers(0, 2**31 - 1)))
+
+
+@dataclass
+class PretrainedConfig:
+    prompt_style: str = "paper"
+    sampling: Sampling = field(default_factory=Sampling)
+    batch_size: int = 16
+
+
+@MECHANISMS.register("pretrained")
+class Pretrained:
+    """Base model, Ad-LLM prompt, one sample; first price per click."""
+
+    name = "pretrained"
+
+    def __init__(self, backend: Any = "transformers", backend_config: dict | None = None,
+                 config: PretrainedConfig | None = None, **overrides: Any) -> None:
+        cfg = config or PretrainedConfig()
+        self.config = dataclasses.replace(cfg, **overrides) if overrides else cfg
+        self.backend = resolve_backend(backend, backend_config)
+
+    def allocate(self, batch: Sequence[AuctionInstance], rng: np.random.Generator) -> list[Allocation]:
+        from llm_auction_env.prompts import ad_llm_chat
+
+        out: list[Allocation] = []
+        bs = max(1, self.config.batch_size)
+        for start in range(0, len(batch), bs):
+            chunk = list(batch[start:start + bs])
+            t0 = time.perf_counter()
+            chats = [ad_llm_chat(inst, style=self.config.prompt_style) for inst in chunk]
+            comps = self.backend.generate(chats, n=1, sampling=sampling_for(self.config.sampling, rng))
+            seconds = (time.perf_counter() - t0) / len(chunk)
+            for (c,) in comps:
+                cost = InferenceCost(1, c.prompt_tokens, c.completion_tokens, seconds)
+                out.append(Allocation(response=c.text, cost=cost))
+        return out
+
+    def payments(self, inst: AuctionInstance, alloc: Allocation, outcome: Outcome) -> np.ndarray:
+        return first_price_per_click(inst, alloc, outcome)
