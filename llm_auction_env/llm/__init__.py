@@ -1,0 +1,60 @@
+"""Text backends behind one interface (``TextBackend``: ``generate`` and ``logprobs``).
+
+==================  ==========================================================================================
+``transformers``    local model on CPU/GPU (embedded SmolLM2 by default), batched, LoRA adapters, constrained
+                    ad markup (``transformers_backend.py``, ``constrained.py``)
+``vllm``            offline vLLM engine (GPU; ``pip install llm-auction-env[vllm]``) (``vllm_backend.py``)
+``openai``          any OpenAI-compatible HTTP server, e.g. ``vllm serve`` (``openai_backend.py``)
+==================  ==========================================================================================
+
+``make_backend(name, **config)`` builds one (backend modules are imported on demand, so importing this
+package does not import torch). ``ModelConfig`` / ``PRESETS`` (``models.py``) hold model ids, sampling
+and batch size in one place: ``PRESETS["embedded"].make()``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ..registry import Registry
+from .base import Chat, Completion, Sampling, TextBackend
+from .models import PRESETS, ModelConfig
+
+BACKENDS: Registry[TextBackend] = Registry("text backend")
+
+
+@BACKENDS.register("transformers")
+def _transformers(**config: Any) -> TextBackend:
+    from .transformers_backend import TransformersBackend
+
+    return TransformersBackend(**config)
+
+
+@BACKENDS.register("vllm")
+def _vllm(**config: Any) -> TextBackend:
+    from .vllm_backend import VLLMBackend
+
+    return VLLMBackend(**config)
+
+
+@BACKENDS.register("openai")
+def _openai(**config: Any) -> TextBackend:
+    from .openai_backend import OpenAIBackend
+
+    return OpenAIBackend(**config)
+
+
+def make_backend(name: str, **config: Any) -> TextBackend:
+    """Build the text backend registered as ``name`` with its keyword configuration."""
+    return BACKENDS.make(name, **config)
+
+
+__all__ = [
+    "BACKENDS",
+    "Chat",
+    "Completion",
+    "ModelConfig",
+    "PRESETS",
+    "Sampling",
+    "TextBackend",
+    "make_backend",
+]

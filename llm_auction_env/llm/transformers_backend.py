@@ -1,0 +1,301 @@
+"""Local text backend on Hugging Face transformers (``make_backend("transformers", ...)``).
+
+The embedded CPU default: SmolLM2-135M-Instruct from the local cache (``model="embedded"``), any
+local model folder, or an in-memory model (``TransformersBackend.from_model(model, tokenizer)``).
+
+==========================  ==================================================================================
+``model``                   ``"embedded"`` (default; converted on first use, see ``models.py``) or a local path
+``batch_size``              16 rows per ``generate`` call; a prompt's ``n`` samples are separate rows, rows are
+                            sorted by prompt length so chunks hold similar lengths (less padding)
+``dtype``                   ``"float32"`` (DESIGN pitfall 6: do not score or train this model in bf16)
+``adapter``                 optional LoRA adapter folder (peft), swappable later with ``load_adapter``
+``threads``                 ``torch.set_num_threads`` (default: leave torch's setting)
+``system_prompt``           prepended when a chat has no system message (SmolLM2's template would otherwise
+                            insert its own)
+``cache_implementation``    ``None`` (dynamic KV cache) or ``"static"``
+==========================  ==================================================================================
+
+``generate(chats, n, sampling)`` applies the tokenizer's chat template, left-pads, samples with
+temperature / top-p / top-k (greedy when ``temperature == 0``), honours ``min_new_tokens`` and
+``max_new_tokens``, cuts the text at the first stop string and reports ``finish_reason`` ``"stop"``
+(end token or stop string) or ``"length"``. ``Sampling.seed`` makes a call reproducible (for a given
+``batch_size``) without touching torch's global RNG. Optional keyword arguments: ``constrain_ads``
+(one candidate-ad list per chat: constrained ad markup, see ``constrained.py``) or
+``logits_processor_factory(rows)`` returning a ``LogitsProcessor`` or a list of them (``rows`` = the
+chat index of each batch row; they run before the sampling warpers).
+Each ``Completion.extra["token_ids"]`` holds the sampled tokens when they decode to exactly the text.
+
+``logprobs(chats, completions)`` is the exact sum of log-probabilities (temperature 1, no truncation)
+of the completion's tokens after the chat prompt, excluding the end token. A ``Completion`` from
+``generate`` is scored on the tokens that were sampled; a string is tokenised on its own, after the
+prompt tokens, i.e. exactly as generation appends tokens to the prompt.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GenerationConfig,
+    LogitsProcessor,
+    LogitsProcessorList,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
+
+from ..types import Ad
+from .base import Chat, Completion, Sampling
+from .chats import DEFAULT_SYSTEM_PROMPT, prepare_chat
+from .models import resolve_model_path
+
+ProcessorFactory = Callable[[Sequence[int]], "LogitsProcessor | list[LogitsProcessor]"]
+
+
+class TransformersBackend:
+    """Batched sampling and exact scoring with a local causal LM (see module docstring)."""
+
+    def __init__(
+        self,
+        model: str | os.PathLike = "embedded",
+        *,
+        batch_size: int = 16,
+        dtype: str = "float32",
+        adapter: str | os.PathLike | None = None,
+        threads: int | None = None,
+        sampling: Sampling | None = None,
+        system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+        cache_implementation: str | None = None,
+        _loaded: tuple | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if threads is not None:
+            torch.set_num_threads(int(threads))
+        if _loaded is None:
+            path = resolve_model_path(model)
+            local = Path(path).is_dir()
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local)
+            lm = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype), local_files_only=local)
+        else:
+            lm, tokenizer = _loaded
+        lm.eval()
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self.model = lm
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.sampling = sampling or Sampling()
+        self.system_prompt = system_prompt
+        self.cache_implementation = cache_implementation
+        eos = lm.generation_config.eos_token_id if lm.generation_config is not None else None
+        eos = [eos] if isinstance(eos, int) else list(eos or [])
+        self.eos_token_ids = sorted({*eos, tokenizer.eos_token_id} - {None})
+        self._constraint = None
+        if adapter is not None:
+            self.load_adapter(adapter)
+
+    @classmethod
+    def from_model(cls, model, tokenizer, **config) -> "TransformersBackend":
+        """Wrap an already loaded model and tokenizer (tests, training loops)."""
+        return cls(_loaded=(model, tokenizer), **config)
+
+    # ------------------------------------------------------------------ adapters
+    def load_adapter(self, adapter: str | os.PathLike | None) -> None:
+        """Serve a LoRA adapter (peft folder) on the base weights; ``None`` goes back to the base model."""
+        from peft import PeftModel
+
+        base = self.model.unload() if isinstance(self.model, PeftModel) else self.model
+        if adapter is None:
+            self.model = base
+            return
+        if not (Path(adapter) / "adapter_config.json").is_file():
+            raise FileNotFoundError(f"no LoRA adapter (adapter_config.json) in {adapter}")
+        self.model = PeftModel.from_pretrained(base, str(adapter), is_trainable=False).eval()
+
+    # ------------------------------------------------------------------ prompts
+    def chat_text(self, chat: Chat) -> str:
+        """The chat rendered by the tokenizer's template, ending with the assistant header."""
+        messages = prepare_chat(chat, self.system_prompt)
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def _prompt_ids(self, chats: Sequence[Chat]) -> list[list[int]]:
+        texts = [self.chat_text(c) for c in chats]
+        return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+
+    def _left_pad(self, seqs: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for r, s in enumerate(seqs):
+            if s:
+                ids[r, width - len(s):] = torch.tensor(s, dtype=torch.long)
+                mask[r, width - len(s):] = 1
+        return ids, mask
+
+    # ------------------------------------------------------------------ generation
+    def constraint(self):
+        """The (cached) ad-markup vocabulary index of this tokenizer."""
+        if self._constraint is None:
+            from .constrained import AdMarkupConstraint
+
+            self._constraint = AdMarkupConstraint(self.tokenizer, self.eos_token_ids)
+        return self._constraint
+
+    def generate(
+        self,
+        prompts: Sequence[Chat],
+        n: int = 1,
+        sampling: Sampling | None = None,
+        *,
+        constrain_ads: Sequence[Sequence[Ad]] | None = None,
+        logits_processor_factory: ProcessorFactory | None = None,
+        progress: bool = False,
+    ) -> list[list[Completion]]:
+        """``n`` completions per chat, in order (see module docstring for the options)."""
+        sampling = sampling or self.sampling
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        if constrain_ads is not None:
+            if logits_processor_factory is not None:
+                raise ValueError("pass either constrain_ads or logits_processor_factory, not both")
+            if len(constrain_ads) != len(prompts):
+                raise ValueError(f"constrain_ads has {len(constrain_ads)} lists for {len(prompts)} prompts")
+            index = self.constraint()
+            logits_processor_factory = lambda rows: index.processor(  # noqa: E731
+                [constrain_ads[p] for p in rows], sampling.max_new_tokens
+            )
+        prompt_ids = self._prompt_ids(prompts)
+        rows = sorted(((p, j) for p in range(len(prompts)) for j in range(n)), key=lambda r: -len(prompt_ids[r[0]]))
+        chunks = [rows[i : i + self.batch_size] for i in range(0, len(rows), self.batch_size)]
+        results: list[list[Completion | None]] = [[None] * n for _ in prompts]
+        config = self._generation_config(sampling)
+        seeded = sampling.seed is not None
+        bar = chunks
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(chunks, desc="generate", unit="batch")
+        with torch.random.fork_rng(devices=[]) if seeded else contextlib.nullcontext(), torch.inference_mode():
+            if seeded:
+                torch.manual_seed(sampling.seed)
+            for chunk in bar:
+                ids, mask = self._left_pad([prompt_ids[p] for p, _ in chunk])
+                processors = LogitsProcessorList()
+                if logits_processor_factory is not None:
+                    made = logits_processor_factory([p for p, _ in chunk])
+                    processors.extend(made if isinstance(made, (list, tuple)) else [made])
+                processors.extend(self._warpers(sampling))
+                out = self.model.generate(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    generation_config=config,
+                    logits_processor=processors,
+                    tokenizer=self.tokenizer if sampling.stop else None,
+                )
+                for r, (p, j) in enumerate(chunk):
+                    gen = out[r, ids.shape[1]:].tolist()
+                    results[p][j] = self._completion(gen, len(prompt_ids[p]), sampling)
+        return results  # type: ignore[return-value]
+
+    def _generation_config(self, sampling: Sampling) -> GenerationConfig:
+        # Sampling warpers are passed as processors (after any constraint mask), so the config's own
+        # temperature/top-k/top-p are neutral.
+        return GenerationConfig(
+            do_sample=sampling.temperature > 0,
+            temperature=1.0,
+            top_k=0,
+            top_p=1.0,
+            max_new_tokens=sampling.max_new_tokens,
+            min_new_tokens=sampling.min_new_tokens or None,
+            stop_strings=list(sampling.stop) or None,
+            eos_token_id=self.eos_token_ids,
+            pad_token_id=self.tokenizer.pad_token_id,
+            bos_token_id=self.tokenizer.bos_token_id,
+            cache_implementation=self.cache_implementation,
+        )
+
+    @staticmethod
+    def _warpers(sampling: Sampling) -> list[LogitsProcessor]:
+        if sampling.temperature == 0:
+            return []
+        warpers: list[LogitsProcessor] = []
+        if sampling.temperature != 1.0:
+            warpers.append(TemperatureLogitsWarper(sampling.temperature))
+        if sampling.top_k and sampling.top_k > 0:
+            warpers.append(TopKLogitsWarper(sampling.top_k))
+        if sampling.top_p < 1.0:
+            warpers.append(TopPLogitsWarper(sampling.top_p))
+        return warpers
+
+    def _decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+
+    def _completion(self, gen: list[int], prompt_tokens: int, sampling: Sampling) -> Completion:
+        eos = set(self.eos_token_ids)
+        end = next((k for k, t in enumerate(gen) if t in eos), None)
+        body = gen if end is None else gen[:end]
+        text = self._decode(body)
+        cut = min((i for i in (text.find(s) for s in sampling.stop) if i >= 0), default=-1)
+        if cut >= 0:
+            text = text[:cut]
+            # tokens actually produced: the shortest prefix whose text reaches the stop string
+            lo, hi = 1, len(body)
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if len(self._decode(body[:mid])) > cut:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            used, reason, token_ids = lo, "stop", None
+        elif end is not None:
+            used, reason, token_ids = end + 1, "stop", body
+        else:
+            used, reason, token_ids = len(gen), "length", body
+        extra = {}
+        if token_ids is not None and self._decode(token_ids) == text:
+            extra["token_ids"] = list(token_ids)
+        return Completion(text, prompt_tokens, used, reason, extra)
+
+    # ------------------------------------------------------------------ scoring
+    def logprobs(self, prompts: Sequence[Chat], completions: Sequence[str | Completion]) -> np.ndarray:
+        """Exact ``log p(completion | chat)`` under the served model (module docstring), shape [K]."""
+        if len(prompts) != len(completions):
+            raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
+        prompt_ids = self._prompt_ids(prompts)
+        comp_ids = [self._completion_ids(c) for c in completions]
+        order = sorted(range(len(prompts)), key=lambda k: -(len(prompt_ids[k]) + len(comp_ids[k])))
+        out = np.zeros(len(prompts), dtype=np.float64)
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                chunk = [k for k in order[start : start + self.batch_size] if comp_ids[k]]
+                if not chunk:
+                    continue
+                ids, mask = self._left_pad([prompt_ids[k] + comp_ids[k] for k in chunk])
+                keep = max(len(comp_ids[k]) for k in chunk) + 1
+                positions = (mask.cumsum(-1) - 1).clamp(min=0)
+                logits = self.model(
+                    input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep
+                ).logits
+                for r, k in enumerate(chunk):
+                    c = len(comp_ids[k])
+                    step = logits[r, keep - 1 - c : keep - 1].float().log_softmax(-1)
+                    target = torch.tensor(comp_ids[k], dtype=torch.long)
+                    out[k] = step.gather(-1, target[:, None]).sum().item()
+        return out
+
+    def _completion_ids(self, completion: str | Completion) -> list[int]:
+        if isinstance(completion, Completion):
+            if "token_ids" in completion.extra:
+                return list(completion.extra["token_ids"])
+            completion = completion.text
+        if not isinstance(completion, str):
+            raise TypeError(f"completion must be a str or Completion, got {type(completion).__name__}")
+        return self.tokenizer(completion, add_special_tokens=False)["input_ids"] if completion else []
