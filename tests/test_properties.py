@@ -1,0 +1,313 @@
+"""Mechanism-property statistics (llm_auction_env.properties, benchmarks.properties) on synthetic
+mechanisms with known allocation curves; no LLM involved.
+
+Synthetic world: ads are inserted as ``@Title@[Ad-N] {p}`` where ``{p}`` is the click probability
+the synthetic click model reads back (exact ``click_probs``), 0.5 when absent.
+"""
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from llm_auction_env import properties as P
+from llm_auction_env.parsing import placements
+from llm_auction_env.types import Ad, Allocation, AuctionInstance, ClickFeedback, UserProfile
+
+ADS = (Ad("Ad-1", "Trail Shoes"), Ad("Ad-2", "City Bike"), Ad("Ad-3", "Tent Pro"))
+
+
+def instance(bids=(30.0, 40.0, 50.0)) -> AuctionInstance:
+    return AuctionInstance("best gear for hiking?", UserProfile("u1", "hiker"), ADS, np.array(bids), "q1")
+
+
+def sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+class TagClickModel:
+    """Exact click probability of a valid insertion: the ``{p}`` after it, else 0.5."""
+
+    name = "tag"
+    has_probs = True
+
+    def click_probs(self, batch):
+        out = []
+        for inst, text in batch:
+            probs = {}
+            for pl in placements(text, inst.ads):
+                if pl.valid:
+                    m = re.match(r"\s*\{([0-9.]+)\}", text[pl.end :])
+                    probs[pl.ad_id] = float(m.group(1)) if m else 0.5
+            out.append(probs)
+        return out
+
+    def sample_clicks(self, batch, rng):
+        rngs = [rng] * len(batch) if isinstance(rng, np.random.Generator) else rng
+        return [
+            [ClickFeedback(i, bool(r.random() < p), "", p) for i, p in probs.items()]
+            for probs, r in zip(self.click_probs(batch), rngs)
+        ]
+
+
+class CurveMechanism:
+    """Inserts each ad i independently with probability ``expose(b_i)`` (via the rng); when
+    ``prominence`` is given it always inserts and sets the click probability to ``prominence(b_i)``
+    (deterministic, no sampling noise). Pays first price per click unless ``myerson`` is set:
+    then the expected Myerson payment ``b x(b) - int_0^b x`` of the deterministic allocation."""
+
+    name = "curve"
+
+    def __init__(self, expose=None, prominence=None, myerson=None):
+        self.expose, self.prominence, self.myerson = expose, prominence, myerson
+
+    def allocate(self, batch, rng):
+        out = []
+        for inst in batch:
+            parts = ["Here is my answer."]
+            for ad, b in zip(inst.ads, inst.bids):
+                if self.prominence is not None:
+                    parts.append(f"@{ad.title}@[{ad.ad_id}] {{{self.prominence(b):.6f}}}")
+                elif rng.random() < self.expose(b):
+                    parts.append(f"@{ad.title}@[{ad.ad_id}]")
+            out.append(Allocation(" ".join(parts)))
+        return out
+
+    def payments(self, inst, alloc, outcome):
+        if self.myerson is not None:
+            return np.array([self.myerson(b) for b in inst.bids])
+        return outcome.payments_per_click
+
+
+SMOOTH = CurveMechanism(expose=lambda b: sigmoid((b - 50) / 10))
+NON_MONOTONE = CurveMechanism(expose=lambda b: sigmoid((b - 50) / 10) if b <= 50 else 0.1)
+STEP = CurveMechanism(expose=lambda b: float(b >= 45))
+
+
+def sweep(mech, grid, k, n=6, seed=0):
+    rng = np.random.default_rng(seed)
+    insts = [instance(rng.integers(1, 101, size=3)) for _ in range(n)]
+    return P.sweep_own_bid(mech, TagClickModel(), insts, rng.integers(0, 3, size=n), grid, k, rng)
+
+
+# ----------------------------------------------------------------------------------- measurement
+def test_sweep_shapes_and_exact_itctr():
+    grid = P.bid_grid(0, 100, 10)
+    assert grid.tolist() == [1, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
+    s = sweep(SMOOTH, grid, k=40, n=3)
+    assert s.exposed.shape == s.clicks.shape == s.ctr.shape == (3, 11, 40)
+    assert s.has_probs
+    # exact ctr is 0.5 exactly where exposed and 0 elsewhere; clicks only on exposures
+    assert np.all(s.ctr == 0.5 * s.exposed)
+    assert np.all(s.clicks <= s.exposed)
+    # exposure frequency follows the known curve (binomial tolerance 4 sd over 120 draws)
+    freq = s.exposed.mean(axis=(0, 2))
+    p = sigmoid((grid - 50) / 10)
+    assert np.all(np.abs(freq - p) <= 4 * np.sqrt(p * (1 - p) / 120) + 1e-9)
+    # payments default to first price per click on the perturbed ad
+    assert np.allclose(s.payment, s.clicks * grid[None, :, None])
+
+
+# ----------------------------------------------------------------------------------- monotonicity
+def test_monotone_mechanism_high_spearman_no_violations():
+    grid = P.bid_grid(0, 100, 10)
+    s = sweep(SMOOTH, grid, k=32, n=8)
+    rep = P.monotonicity_report(grid, s.allocation(), np.random.default_rng(1), n_boot=500)
+    assert rep["verdict"] == "increasing"
+    assert rep["spearman"]["curve"] > 0.95
+    assert rep["spearman"]["curve_ci"][0] > 0.8
+    assert rep["spearman"]["within"] > 0.8
+    # flat/increasing curve: violations are rare noise (<= 2.5 % expected at z = 1.96)
+    assert rep["adjacent"]["share"] <= 0.05
+    assert rep["adjacent"]["curve_violations"] == []
+
+
+def test_non_monotone_mechanism_is_flagged():
+    grid = P.bid_grid(0, 100, 10)
+    s = sweep(NON_MONOTONE, grid, k=32, n=8)
+    rep = P.monotonicity_report(grid, s.allocation(), np.random.default_rng(1), n_boot=500)
+    assert rep["verdict"] == "violations"
+    # the drop happens between bid 50 and 60 (step index 5)
+    assert 5 in rep["adjacent"]["curve_violations"]
+    assert rep["adjacent"]["share"] > 0.05
+    assert rep["spearman"]["curve"] < 0.8
+
+
+def test_violation_share_on_flat_curve_matches_nominal_rate():
+    rng = np.random.default_rng(3)
+    flat = (rng.random((200, 11, 20)) < 0.3).astype(float)
+    adj = P.adjacent_violations(flat, z=1.96)
+    # nominal one-sided rate 2.5 %; 2000 steps -> sd ~0.35 %; normal approx of 20 Bernoullis
+    assert 0.005 <= adj["share"] <= 0.05
+    assert adj["expected_share_if_flat"] == pytest.approx(0.025, abs=1e-3)
+
+
+# ----------------------------------------------------------------------------------- continuity
+def test_continuous_curve_shows_no_jump():
+    grid = P.bid_grid(0, 100, 1)
+    s = sweep(SMOOTH, grid, k=60, n=1)
+    js = P.jump_statistic(s.allocation()[0])
+    assert not js["discontinuous"], js
+    assert js["excess_z"] < 4.5
+
+
+def test_steep_smooth_curve_on_coarse_grid_is_not_a_jump():
+    # a sampled sigmoid on a step-10 grid: changes far beyond noise, but no break in the trend
+    rng = np.random.default_rng(5)
+    grid = P.bid_grid(0, 100, 10)
+    p = sigmoid((grid - 50) / 10)
+    vals = (rng.random((grid.size, 100)) < p[:, None]).astype(float)
+    js = P.jump_statistic(vals)
+    assert js["jump_z"] > 3  # large neighbouring changes relative to noise ...
+    assert not js["discontinuous"]  # ... but consistent with a smooth trend
+
+
+@pytest.mark.parametrize("noisy", [False, True])
+def test_step_function_is_flagged(noisy):
+    grid = P.bid_grid(0, 100, 1)
+    mech = CurveMechanism(expose=lambda b: 0.1 + 0.8 * (b >= 45)) if noisy else STEP
+    s = sweep(mech, grid, k=100, n=1)
+    js = P.jump_statistic(s.allocation()[0])
+    assert js["discontinuous"], js
+    assert js["excess_between"] in ([43, 44], [44, 45])  # between bids 44 and 45 (grid 1..100)
+    assert js["max_jump_between"] == [43, 44]
+
+
+def test_smoothers():
+    y = np.array([0.0, 1, 0, 1, 0])
+    assert P.moving_average(y, 3).tolist() == pytest.approx([0.5, 1 / 3, 2 / 3, 1 / 3, 0.5])
+    iso = P.isotonic([3.0, 1.0, 2.0, 4.0])
+    assert np.all(np.diff(iso) >= 0)
+    with pytest.raises(ValueError, match="odd"):
+        P.moving_average(y, 2)
+
+
+# ----------------------------------------------------------------------------------- incentives
+V, TAU = 60.0, 1.5  # truthful VM bid v / tau = 40
+
+
+def test_first_price_vm_best_bid_near_v_over_tau_and_um_regret_positive():
+    grid = P.bid_grid(0, 100, 5, include=(V, V / TAU))
+    s = sweep(SMOOTH, grid, k=400, n=2)
+    rep = P.incentive_report(s, V, TAU)
+    for rule in ("first_price_expected", "first_price_per_click"):
+        summ = rep["rules"][rule]["summary"]
+        # Thm 4.5: the best feasible bid is v / tau; tolerance one grid step (5) for sampling noise
+        assert summ["vm_best_bid_abs_dev_mean"] <= 5.0, (rule, summ)
+        # UM under first price: bidding v earns 0, shading earns > 0 (about 2.5-2.9 here)
+        assert summ["um_truthful_regret_mean"] > 1.0, (rule, summ)
+        assert summ["um_best_bid_mean"] < V
+        assert summ["ir_violations_at_truthful"] == 0
+    # overbidding violates IR under first price: payment b * x > v * x for b > v where x > 0
+    t = rep["rules"]["first_price_expected"]["instances"][0]
+    assert t["ir_violation_bids"] and min(t["ir_violation_bids"]) > V
+
+
+def test_deterministic_first_price_exact_vm_optimum():
+    grid = P.bid_grid(0, 100, 5, include=(V, V / TAU))
+    mech = CurveMechanism(prominence=lambda b: 0.5 * sigmoid((b - 50) / 10))
+    s = sweep(mech, grid, k=1, n=2)
+    rep = P.incentive_report(s, V, TAU, kind="itctr")["rules"]["first_price_expected"]
+    assert all(t["vm_best_bid"] == pytest.approx(V / TAU) for t in rep["instances"])
+    assert rep["summary"]["vm_truthful_regret_mean"] == pytest.approx(0.0, abs=1e-12)
+    x = 0.5 * sigmoid((grid - 50) / 10)
+    assert rep["summary"]["um_truthful_regret_mean"] == pytest.approx(np.max((V - grid) * x), rel=1e-5)
+
+
+def test_myerson_payments_make_truthful_regret_zero():
+    def x(b):
+        return 0.5 * sigmoid((b - 50) / 10)
+
+    def integral(b):  # int_0^b x(z) dz
+        return 0.5 * 10 * (np.log1p(np.exp((b - 50) / 10)) - np.log1p(np.exp(-5.0)))
+
+    mech = CurveMechanism(prominence=x, myerson=lambda b: b * x(b) - integral(b))
+    grid = P.bid_grid(0, 100, 2.5, include=(V, V / TAU))
+    s = sweep(mech, grid, k=1, n=2)
+    rep = P.incentive_report(s, V, TAU, kind="itctr")["rules"]
+    own, fp = rep["own"]["summary"], rep["first_price_expected"]["summary"]
+    assert own["um_truthful_regret_max"] == pytest.approx(0.0, abs=1e-5)
+    assert own["um_best_bid_mean"] == pytest.approx(V)
+    assert own["ir_violations_at_truthful"] == 0
+    assert fp["um_truthful_regret_mean"] > 2.0
+
+
+def test_myerson_regret_small_under_sampling_noise():
+    """Same Myerson payments, exposure sampled: regret stays within noise, far below first price."""
+
+    def x(b):
+        return 0.5 * sigmoid((b - 50) / 10)
+
+    def integral(b):
+        return 0.5 * 10 * (np.log1p(np.exp((b - 50) / 10)) - np.log1p(np.exp(-5.0)))
+
+    mech = CurveMechanism(expose=lambda b: sigmoid((b - 50) / 10), myerson=lambda b: b * x(b) - integral(b))
+    grid = P.bid_grid(0, 100, 10, include=(V, V / TAU))
+    s = sweep(mech, grid, k=1500, n=1)
+    rep = P.incentive_report(s, V, TAU)["rules"]
+    # noise: v * sd(itctr estimate) = 60 * 0.5 * sqrt(.25 / 1500) ~ 0.4 per point
+    assert rep["own"]["summary"]["um_truthful_regret_mean"] < 1.2
+    assert rep["first_price_expected"]["summary"]["um_truthful_regret_mean"] > 2.0
+
+
+# ----------------------------------------------------------------------------------- bad inputs
+def test_bad_inputs_give_clear_errors():
+    with pytest.raises(ValueError, match="empty"):
+        P.check_grid([])
+    with pytest.raises(ValueError, match=">= 0"):
+        P.check_grid([10, -5])
+    with pytest.raises(ValueError, match="finite"):
+        P.check_grid([1, float("nan")])
+    with pytest.raises(ValueError, match="step"):
+        P.bid_grid(0, 100, 0)
+    with pytest.raises(ValueError, match=">= 0"):
+        P.bid_grid(-10, 100, 10)
+    with pytest.raises(ValueError, match="out of range"):
+        P.sweep_own_bid(SMOOTH, TagClickModel(), [instance()], [7], [1, 2], 2, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="n_samples"):
+        P.sweep_own_bid(SMOOTH, TagClickModel(), [instance()], [0], [1, 2], 0, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="truthful bid"):
+        P.incentive_table([1, 2], [0.1, 0.2], [0.1, 0.4], value=60)
+    with pytest.raises(ValueError, match="roi_target"):
+        P.incentive_table([60.0], [0.1], [6.0], value=60, roi_target=0)
+    with pytest.raises(ValueError, match="at least 3"):
+        P.jump_statistic(np.zeros((2, 4)))
+
+
+def test_cli_rejects_bad_inputs(capsys):
+    from benchmarks import properties as B
+
+    with pytest.raises(SystemExit):
+        B.main(["monotonicity", "--mechanism", "no_such_mechanism", "--out", "/tmp/x"])
+    assert "unknown mechanism" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        B.main(["continuity", "--bid-step", "-1"])
+    with pytest.raises(SystemExit):
+        B.main(["monotonicity", "--bids", ""])
+    with pytest.raises(SystemExit):
+        B.main(["monotonicity", "--bids", "10,-3"])
+    with pytest.raises(SystemExit):
+        B.main(["incentives", "--roi", "0"])
+
+
+def test_cli_runs_on_synthetic_mechanism(tmp_path):
+    """End to end through the CLI entry points with injected synthetic parts (no LLM, no dataset)."""
+    from benchmarks import properties as B
+
+    rng = np.random.default_rng(0)
+    insts = [instance(rng.integers(1, 101, size=3)) for _ in range(3)]
+    parts = B.Parts(
+        mechanisms={"smooth": SMOOTH, "step": STEP}, click_model=TagClickModel(), instances=insts
+    )
+    for cmd in ("monotonicity", "continuity", "incentives"):
+        out = tmp_path / cmd
+        rc = B.main([cmd, "--samples", "8", "--bid-step", "10", "--n-boot", "200", "--no-progress", "--out", str(out)],
+                    parts=parts)
+        assert rc == 0
+        data = json.loads((out / f"{cmd}.json").read_text())
+        assert set(data["mechanisms"]) == {"smooth", "step"}
+        assert (out / f"{cmd}.png").stat().st_size > 1000
+    cont = json.loads((tmp_path / "continuity" / "continuity.json").read_text())
+    assert cont["mechanisms"]["step"]["jump"]["discontinuous"]
