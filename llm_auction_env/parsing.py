@@ -21,13 +21,21 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from functools import lru_cache
 from typing import Sequence
 
 from .types import AD_ID_PATTERN, Ad, Placement
 
-_FULL = re.compile(r"(?<!\w)@([^@\n]{1,200}?)@ {0,2}\[([^\[\]\n]{0,40})\]")
-_BARE_TITLE = re.compile(r"(?<!\w)@([^@\n\[\]]{1,200}?)@(?!\w)")
 _BARE_ID = re.compile(r"\[\s*(Ad-\d{1,8})\s*\]")
+
+
+@lru_cache(maxsize=64)
+def _patterns(max_title: int) -> tuple[re.Pattern, re.Pattern]:
+    """Full markup and bare ``@Title@``, with titles up to ``max_title`` characters (>= 200, and
+    long enough for the longest candidate title)."""
+    full = re.compile(rf"(?<!\w)@([^@\n]{{1,{max_title}}}?)@ {{0,2}}\[([^\[\]\n]{{0,40}})\]")
+    bare = re.compile(rf"(?<!\w)@([^@\n\[\]]{{1,{max_title}}}?)@(?!\w)")
+    return full, bare
 
 
 def placements(response: str, ads: Sequence[Ad]) -> list[Placement]:
@@ -35,11 +43,12 @@ def placements(response: str, ads: Sequence[Ad]) -> list[Placement]:
     if not isinstance(response, str):
         raise TypeError(f"response must be a str, got {type(response).__name__}")
     titles = {a.ad_id: a.title.strip() for a in ads}
+    full_re, bare_re = _patterns(max([200] + [len(a.title) + 4 for a in ads]))
     found: list[Placement] = []
     taken: list[tuple[int, int]] = []
     seen: set[str] = set()
 
-    for m in _FULL.finditer(response):
+    for m in full_re.finditer(response):
         title, ad_id = m.group(1).strip(), m.group(2).strip()
         if not AD_ID_PATTERN.match(ad_id) or not title:
             error = "malformed"
@@ -58,7 +67,7 @@ def placements(response: str, ads: Sequence[Ad]) -> list[Placement]:
     def free(m: re.Match) -> bool:
         return all(m.end() <= s or m.start() >= e for s, e in taken)
 
-    for m in _BARE_TITLE.finditer(response):
+    for m in bare_re.finditer(response):
         title = m.group(1).strip()
         # Text between two stray '@' counts as a broken insertion only if it looks like a title:
         # it names a candidate, or it is short prose (not e.g. "@ 5pm, meet @").
