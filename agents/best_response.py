@@ -2,7 +2,8 @@
 
 Needs ``ctx.extra["itctr_fn"]`` (own bid -> ITCTR with the others' bids as last observed; see
 :mod:`agents.objectives`). Searches ``n_grid`` bids on ``[0, max_bid]``, then refines around the
-best grid point with bounded scalar minimisation (scipy). With ``objective=Objective("vm", ...)``
+best grid point with bounded scalar minimisation (scipy). Exact ties (e.g. an ITCTR that
+underflows to 0 for every bid) go to the largest bid. With ``objective=Objective("vm", ...)``
 the same search best-responds for a value maximiser.
 """
 from __future__ import annotations
@@ -36,7 +37,7 @@ class BestResponseBidder:
             raise ValueError("um_best_response needs ctx.extra['itctr_fn'] (own bid -> itctr)")
         grid = np.linspace(0.0, max_bid, self.n_grid)
         util = self.objective(value, grid, curve_values(fn, grid), tau)
-        k = int(np.argmax(util))
+        k = int(np.flatnonzero(util == util.max())[-1])  # exact ties go to the largest bid
         if not self.refine:
             return float(grid[k])
         lo, hi = grid[max(k - 1, 0)], grid[min(k + 1, grid.size - 1)]

@@ -22,6 +22,9 @@ class ValueBuckets:
 
     def index(self, value) -> np.ndarray | int:
         """Bucket of each value; values outside ``[low, high]`` fall in the end buckets."""
+        if isinstance(value, (float, int)):
+            k = int((value - self.low) / (self.high - self.low) * self.n)
+            return min(max(k, 0), self.n - 1)
         v = np.asarray(value, dtype=np.float64)
         k = np.clip(((v - self.low) / (self.high - self.low) * self.n).astype(np.int64), 0, self.n - 1)
         return int(k) if k.ndim == 0 else k

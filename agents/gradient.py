@@ -3,7 +3,8 @@
 The parameter is a bid multiplier (``bid = m * v``, ``param="multiplier"``) or an absolute bid
 (``param="bid"``). After each round the derivative of the objective at the played bid is taken by a
 central finite difference (step ``h * max_bid``) on ``result.extra['itctr_fn']`` (the ITCTR curve
-against the others' actual bids), and ``theta += lr / sqrt(t_bucket) * dU/dtheta / u_scale``,
+against the others' actual bids), and ``theta += lr / sqrt(t_bucket) * dU/dtheta / u_scale`` (``u_scale``: by default the top of the
+bucket's value interval),
 projected to ``[0, theta_max]``.
 """
 from __future__ import annotations
@@ -43,7 +44,10 @@ class GradientBidder:
         self.buckets = ValueBuckets(cfg.n_buckets, *cfg.value_range)
         self.theta = np.full(cfg.n_buckets, min(cfg.theta0, cfg.theta_max))
         self.steps = np.zeros(cfg.n_buckets, dtype=np.int64)
-        self.u_scale = cfg.u_scale if cfg.u_scale is not None else self.buckets.high
+        edges = np.linspace(self.buckets.low, self.buckets.high, cfg.n_buckets + 1)[1:]
+        self.u_scale = np.full(cfg.n_buckets, cfg.u_scale) if cfg.u_scale is not None else edges
+        if not np.all(np.isfinite(self.u_scale) & (self.u_scale > 0)):
+            raise ValueError("u_scale must be finite and > 0")
 
     def _bid(self, theta, value, max_bid):
         b = theta * value if self.cfg.param == "multiplier" else theta
@@ -69,7 +73,7 @@ class GradientBidder:
         grad_b = (u[1] - u[0]) / (pts[1] - pts[0])
         grad = grad_b * (value if self.cfg.param == "multiplier" else 1.0)
         self.steps[k] += 1
-        self.theta[k] = np.clip(self.theta[k] + self.cfg.lr / np.sqrt(self.steps[k]) * grad / self.u_scale, 0, self.cfg.theta_max)
+        self.theta[k] = np.clip(self.theta[k] + self.cfg.lr / np.sqrt(self.steps[k]) * grad / self.u_scale[k], 0, self.cfg.theta_max)
 
     def sample_bids(self, values: np.ndarray, rng: np.random.Generator, max_bid: float | None = None) -> np.ndarray:
         values = np.asarray(values, dtype=np.float64)

@@ -11,7 +11,9 @@ from its current mixed strategy for the bucket of its value.
   importance-weighted gain ``g = clip(u / u_scale, -1, 1)`` mapped to [0, 1] and divided by the
   played arm's probability; the sampling distribution mixes in ``explore`` uniform exploration.
 
-``u_scale`` (default: the top of the value range) normalises utilities to about [-1, 1].
+``u_scale`` normalises utilities to about [-1, 1]; by default each bucket uses the top of its own
+value interval (so low-value buckets learn as fast as high-value ones; constant within a bucket,
+so each bucket runs exact Hedge on a scaled objective).
 """
 from __future__ import annotations
 
@@ -53,17 +55,21 @@ class HedgeBidder:
         self.buckets = ValueBuckets(cfg.n_buckets, *cfg.value_range)
         self.arms = np.linspace(0.0, cfg.arm_max, cfg.n_arms)
         self.log_w = np.zeros((cfg.n_buckets, cfg.n_arms))
-        self.u_scale = cfg.u_scale if cfg.u_scale is not None else self.buckets.high
+        edges = np.linspace(self.buckets.low, self.buckets.high, cfg.n_buckets + 1)[1:]
+        self.u_scale = np.full(cfg.n_buckets, cfg.u_scale) if cfg.u_scale is not None else edges
+        if not np.all(np.isfinite(self.u_scale) & (self.u_scale > 0)):
+            raise ValueError("u_scale must be finite and > 0")
         self.rng = np.random.default_rng(cfg.seed)
         self._last: tuple[int, int] | None = None
 
     def probs(self, bucket: int | None = None) -> np.ndarray:
         """Mixed strategy over arms (per bucket, or of one bucket)."""
-        p = np.exp(self.log_w - self.log_w.max(axis=1, keepdims=True))
+        lw = self.log_w if bucket is None else self.log_w[bucket : bucket + 1]
+        p = np.exp(lw - lw.max(axis=1, keepdims=True))
         p /= p.sum(axis=1, keepdims=True)
         if self.cfg.bandit:
             p = (1 - self.cfg.explore) * p + self.cfg.explore / self.cfg.n_arms
-        return p if bucket is None else p[bucket]
+        return p if bucket is None else p[0]
 
     def arm_bids(self, value: float, max_bid: float | None = None) -> np.ndarray:
         b = self.arms * value if self.cfg.arm_kind == "multiplier" else self.arms.copy()
@@ -72,7 +78,7 @@ class HedgeBidder:
     def bid(self, ctx: BidContext) -> float:
         value, _, max_bid = read_context(ctx)
         k = self.buckets.index(value)
-        arm = int(self.rng.choice(self.cfg.n_arms, p=self.probs(k)))
+        arm = min(int(np.searchsorted(np.cumsum(self.probs(k)), self.rng.random(), side="right")), self.cfg.n_arms - 1)
         self._last = (k, arm)
         return float(self.arm_bids(value, max_bid)[arm])
 
@@ -84,7 +90,7 @@ class HedgeBidder:
             if self._last is None or self._last[0] != k:
                 raise ValueError("EXP3 update without a matching bid() for this value")
             arm = self._last[1]
-            gain = (np.clip(result.utility / self.u_scale, -1, 1) + 1) / 2
+            gain = (np.clip(result.utility / self.u_scale[k], -1, 1) + 1) / 2
             self.log_w[k, arm] += self.cfg.eta * gain / self.probs(k)[arm]
         else:
             fn = result.extra.get("itctr_fn")
@@ -92,7 +98,7 @@ class HedgeBidder:
                 raise ValueError("full-information Hedge needs result.extra['itctr_fn']; use bandit=True otherwise")
             bids = self.arm_bids(value, max_bid)
             u = self.objective(value, bids, curve_values(fn, bids), tau)
-            self.log_w[k] += self.cfg.eta * u / self.u_scale
+            self.log_w[k] += self.cfg.eta * u / self.u_scale[k]
         self.log_w[k] -= self.log_w[k].max()
         self._last = None
 

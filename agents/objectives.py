@@ -52,7 +52,7 @@ class Objective:
         violation = np.maximum(0.0, tau * bid * itctr - gain)
         if self.vm_mode == "penalty":
             return gain - self.mu * violation
-        return np.where(violation > 1e-12, -self.mu * violation, gain)
+        return np.where(tau * bid > value, -self.mu * violation, gain)
 
 
 def check_roi_target(tau, required: bool = False) -> float | None:

@@ -62,7 +62,8 @@ class FirstPriceGame:
         return win / win.sum(axis=1, keepdims=True)
 
     def own_curve(self, instances, bids: np.ndarray, i: int, grid: np.ndarray) -> np.ndarray:
-        others = np.delete(bids, i, axis=1)
+        others = bids.copy()
+        others[:, i] = -np.inf
         top = others.max(axis=1, keepdims=True)
         ties = (others == top).sum(axis=1, keepdims=True)
         g = grid[None, :]
@@ -162,25 +163,29 @@ def _curve_fn(game, inst: int, bids: np.ndarray, i: int):
     return lambda grid: game.own_curve(idx, row, i, np.asarray(grid, dtype=np.float64))[0]
 
 
-def sample_strategy_bids(bidder, values: np.ndarray, rng, max_bid: float, tau) -> np.ndarray:
-    """Bids of a bidder's current strategy at many values (no learning)."""
+def sample_strategy_bids(bidder, values: np.ndarray, rng, max_bid: float, tau, curves=None) -> np.ndarray:
+    """Bids of a bidder's current strategy at many values (no learning). ``curves[s]`` is the
+    ``itctr_fn`` a best responder sees for sample ``s``."""
     if hasattr(bidder, "sample_bids"):
-        try:
-            return np.minimum(bidder.sample_bids(values, rng), max_bid)
-        except TypeError:
-            pass
-    return np.array([bidder.bid(BidContext(float(v), tau, extra={"max_bid": max_bid})) for v in values])
+        return np.minimum(bidder.sample_bids(values, rng), max_bid)
+    out = []
+    for s, v in enumerate(values):
+        extra = {"max_bid": max_bid} if curves is None else {"max_bid": max_bid, "itctr_fn": curves(s)}
+        out.append(min(bidder.bid(BidContext(float(v), tau, extra=extra)), max_bid))
+    return np.array(out)
 
 
 def equilibrium_gap(game, bidders, cfg: StudyConfig, rng, last_bids: np.ndarray | None = None) -> dict:
     """Max gain from a unilateral deviation to a per-bucket multiplier (Monte Carlo)."""
-    s = cfg.eval_samples
+    s = cfg.eval_samples if cfg.bidder != "best_response" else min(cfg.eval_samples, 300)
     inst, values = game.draw(rng, s)
     tau = cfg.roi_target
     obj = Objective(cfg.objective, mu=cfg.mu, vm_mode=cfg.vm_mode)
-    bids = np.stack([sample_strategy_bids(b, values[:, i], rng, game.max_bid, tau) for i, b in enumerate(bidders)], 1)
-    if cfg.bidder == "best_response" and last_bids is not None:
-        bids = np.broadcast_to(last_bids, bids.shape).copy()
+    last = np.minimum(values[0], game.max_bid) if last_bids is None else last_bids
+    bids = np.stack([
+        sample_strategy_bids(b, values[:, i], rng, game.max_bid, tau, lambda r, i=i: _curve_fn(game, int(inst[r]), last, i))
+        for i, b in enumerate(bidders)
+    ], 1)
     itctr = game.itctr(inst, bids)
     mult = np.linspace(0, max(cfg.arm_max, 1.0 / tau if tau else 1.0) * 1.5, 61)
     buckets = ValueBuckets(cfg.n_buckets if cfg.values == "random" else 1, *game.value_range)
@@ -248,7 +253,7 @@ def run(cfg: StudyConfig, progress: bool = True) -> dict:
         itctr = game.itctr(np.array([inst]), bids[None, :])[0]
         for i, b in enumerate(bidders):
             fn = _curve_fn(game, inst, bids, i)
-            u = float(obj(v[i], bids[i], itctr[i], tau))
+            u = float((v[i] - bids[i]) * itctr[i]) if cfg.objective == "um" else float(obj(v[i], bids[i], itctr[i], tau))
             res = BidResult(bids[i], float(itctr[i]), bids[i] * itctr[i], float(v[i]), u, extra={"itctr_fn": fn})
             b.update(ctxs[i], res)
             arm_bids = np.minimum(arms * v[i], game.max_bid)
