@@ -153,7 +153,7 @@ def make_ctr_fn(ctr: Any, pctr_path: str | None = None, click_model: str = "sema
     if callable(ctr):
         return ctr, getattr(ctr, "__name__", "custom")
     if ctr == "click_model":
-        from llm_auction_env.users import make_click_model
+        from llm_auction_env.users.base import make_click_model
 
         return make_click_model(click_model).click_probs, f"oracle:{click_model}"
     if ctr == "pctr":

@@ -1,0 +1,552 @@
+"""Leaderboard: every mechanism on the same test instances (LLM-Auction Table 2, extended).
+
+Usage::
+
+    llm-auction leaderboard --preset quick            # CPU, embedded SmolLM2, minutes
+    llm-auction leaderboard --preset paper --model Qwen/Qwen3-4B-Instruct-2507 --backend vllm
+    python -m benchmarks.leaderboard --mechanisms pretrained,mosaic --n-queries 10 --out runs/lb
+
+Protocol. One set of test instances (queries, candidate ads, bids U{1..100}) is drawn from the
+seed; every mechanism answers the same instances, and the simulated user's clicks for instance k
+come from one generator seeded by ``(seed, k)`` for every mechanism (common random numbers), so
+paired differences between mechanisms are not diluted by click noise. Scoring is the
+environment's own pipeline (:func:`llm_auction_env.simulate.simulate`: parsing, clicks, Eq. 8).
+
+Per query it reports: revenue (the paper's ``sum_i b_i c_i`` over valid exposures), reward (Eq. 8),
+clicks, CTR (clicks / valid exposures, a ratio of sums), ads per response, format-error rate
+(share of responses with at least one malformed/unknown/altered/duplicate insertion), payments
+(what the mechanism's own payment rule charges), advertiser surplus (``sum_i b_i c_i`` minus
+payments: the advertisers' utility when values equal bids, i.e. under truthful bidding; it is 0
+for first-price mechanisms by construction), and inference cost (LLM calls, prompt and generated
+tokens, wall seconds). Each comes with a 95% bootstrap CI (``scipy.stats.bootstrap``, BCa,
+resampling queries) and a paired difference against ``pretrained`` with its CI.
+
+Outputs in ``--out``: ``table.md``, ``results.json`` (config, seed, package versions, git commit,
+metrics), ``results.csv`` (long format), ``per_query.csv``, ``leaderboard.png`` (bars with 95% CI),
+and ``checkpoints/<mechanism>.jsonl``: finished batches are appended there, so an interrupted run
+resumes where it stopped when started again with the same configuration.
+
+Presets: ``quick`` (30 queries, 10 ads, compact prompt, 128 new tokens, MOSAIC M=4) and ``paper``
+(3000 queries, 100 ads, the App. B prompt, 2048 new tokens, MOSAIC M=20). The reward model of
+MOSAIC is a trained pCTR checkpoint when ``--pctr-path`` is given, else the semantic user's exact
+click probabilities; the row label says which (an oracle reward flatters MOSAIC).
+
+``run_leaderboard(config) -> dict`` is the library entry point (used by ``llm-auction demo``).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import hashlib
+import inspect
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import warnings
+import zlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+BASELINE = "pretrained"
+DEFAULT_MECHANISMS = ("pretrained", "mosaic", "rag_auction", "gsp_slot", "llm_auction", "llm_auction_oracle")
+OPTIONAL = ("llm_auction", "llm_auction_oracle")
+"""Skipped with a note (not an error) when not registered or not constructible."""
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": dict(n_queries=30, k_ads=10, prompt_style="compact", max_new_tokens=128, mosaic_m=4, batch_size=8),
+    "paper": dict(n_queries=3000, k_ads=100, prompt_style="paper", max_new_tokens=2048, mosaic_m=20, batch_size=64),
+}
+
+
+@dataclass
+class LeaderboardConfig:
+    """Everything that defines a leaderboard run (stored with the results)."""
+
+    preset: str = "quick"
+    mechanisms: tuple[str, ...] = DEFAULT_MECHANISMS
+    n_queries: int = 30
+    k_ads: int = 10
+    seed: int = 0
+    split: str = "test"
+    out: str = "runs/leaderboard"
+    backend: str = "transformers"
+    model: str = "embedded"
+    prompt_style: str = "compact"
+    max_new_tokens: int = 128
+    temperature: float = 0.7
+    top_p: float = 0.8
+    top_k: int = 20
+    batch_size: int = 8
+    mosaic_m: int = 4
+    mosaic_tau: float = 10.0
+    pctr_path: str | None = None
+    click_model: str = "semantic"
+    lam: float = 1.0
+    alpha: float = 10.0
+    gamma: float = 50.0
+    n_boot: int = 2000
+    resume: bool = True
+    mechanism_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Extra constructor arguments per mechanism, e.g. ``{"llm_auction": {"adapter": "..."}}``."""
+
+    @classmethod
+    def from_preset(cls, preset: str = "quick", **overrides: Any) -> "LeaderboardConfig":
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; known: {sorted(PRESETS)}")
+        return cls(preset=preset, **{**PRESETS[preset], **overrides})
+
+    def __post_init__(self) -> None:
+        self.mechanisms = tuple(self.mechanisms)
+        if self.n_queries < 1 or self.k_ads < 1 or self.mosaic_m < 1 or self.batch_size < 1:
+            raise ValueError("n_queries, k_ads, mosaic_m and batch_size must be >= 1")
+        if self.n_boot < 100:
+            raise ValueError(f"n_boot must be >= 100, got {self.n_boot}")
+
+
+# --------------------------------------------------------------------------- metrics
+# name -> (numerator field, denominator field or None for a per-query mean, label, format)
+METRICS: dict[str, tuple[str, str | None, str, str]] = {
+    "revenue": ("revenue", None, "Revenue/query", "{:.2f}"),
+    "reward": ("reward", None, "Reward/query", "{:.2f}"),
+    "ctr": ("clicks", "n_ads", "CTR", "{:.3f}"),
+    "ads": ("n_ads", None, "Ads/response", "{:.2f}"),
+    "format_error_rate": ("format_error", None, "Format-error rate", "{:.2f}"),
+    "payments": ("payments", None, "Payments/query", "{:.2f}"),
+    "advertiser_surplus": ("advertiser_surplus", None, "Adv. surplus/query", "{:.2f}"),
+    "llm_calls": ("llm_calls", None, "LLM calls", "{:.1f}"),
+    "prompt_tokens": ("prompt_tokens", None, "Prompt tokens", "{:.0f}"),
+    "generated_tokens": ("generated_tokens", None, "Generated tokens", "{:.0f}"),
+    "seconds": ("seconds", None, "Seconds/query", "{:.2f}"),
+}
+TABLE_METRICS = ("revenue", "reward", "ctr", "ads", "format_error_rate", "payments", "advertiser_surplus",
+                 "llm_calls", "generated_tokens", "seconds")
+PLOT_METRICS = ("revenue", "reward", "ctr", "ads", "generated_tokens", "seconds")
+
+
+def _stat(num: str, den: str | None) -> Callable[..., Any]:
+    if den is None:
+        return lambda x, axis=-1: np.mean(x, axis=axis)
+
+    def ratio(x, d, axis=-1):
+        s = np.sum(d, axis=axis)
+        return np.divide(np.sum(x, axis=axis), s, out=np.full(np.shape(s), np.nan), where=s > 0)
+
+    return ratio
+
+
+def bootstrap_ci(arrays: Sequence[np.ndarray], statistic: Callable[..., Any], n_boot: int, seed: int) -> tuple[float, float, float]:
+    """Point estimate and 95% CI of ``statistic`` (vectorised, paired resampling of queries).
+
+    BCa; falls back to the percentile method where BCa is undefined (e.g. constant data, where
+    the CI collapses to the point)."""
+    from scipy.stats import bootstrap
+
+    arrays = [np.asarray(a, float) for a in arrays]
+    point = float(statistic(*arrays, axis=-1))
+    if not np.isfinite(point):
+        return point, float("nan"), float("nan")
+    if all(np.all(a == a[0]) for a in arrays):
+        return point, point, point
+    for method in ("BCa", "percentile"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = bootstrap(tuple(arrays), statistic, n_resamples=n_boot, paired=True, vectorized=True,
+                            axis=-1, confidence_level=0.95, method=method, rng=np.random.default_rng(seed))
+        lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+        if np.isfinite(lo) and np.isfinite(hi):
+            return point, lo, hi
+    return point, float("nan"), float("nan")
+
+
+def summarise(records: list[dict], baseline: list[dict] | None, n_boot: int, seed: int) -> tuple[dict, dict]:
+    """Metrics with CIs and paired differences against ``baseline`` (same query order)."""
+    metrics, diffs = {}, {}
+    for name, (num, den, _, _) in METRICS.items():
+        cols = [np.array([r[num] for r in records], float)] + ([np.array([r[den] for r in records], float)] if den else [])
+        stat = _stat(num, den)
+        m, lo, hi = bootstrap_ci(cols, stat, n_boot, seed)
+        metrics[name] = {"mean": m, "lo": lo, "hi": hi}
+        if baseline is not None:
+            base = [np.array([r[num] for r in baseline], float)] + ([np.array([r[den] for r in baseline], float)] if den else [])
+            k = len(cols)
+
+            def diff(*xs, axis=-1, _s=stat, _k=k):
+                return _s(*xs[:_k], axis=axis) - _s(*xs[_k:], axis=axis)
+
+            d, dlo, dhi = bootstrap_ci(cols + base, diff, n_boot, seed)
+            diffs[name] = {"diff": d, "lo": dlo, "hi": dhi}
+    return metrics, diffs
+
+
+# --------------------------------------------------------------------------- running
+def _sampling(cfg: LeaderboardConfig):
+    from llm_auction_env.llm.base import Sampling
+
+    return Sampling(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k, max_new_tokens=cfg.max_new_tokens)
+
+
+def _reward_cfg(cfg: LeaderboardConfig):
+    from llm_auction_env.reward import RewardConfig
+
+    return RewardConfig(lam=cfg.lam, alpha=cfg.alpha, gamma=cfg.gamma)
+
+
+def mechanism_kwargs(name: str, cfg: LeaderboardConfig, backend: Any, click_model: Any) -> dict[str, Any]:
+    """Constructor arguments for ``name``: the shared backend, sampling, prompt style and (MOSAIC)
+    M, tau and the reward model (a pCTR checkpoint, else the run's own click model's exact
+    probabilities); only those the constructor accepts, plus the user's overrides."""
+    ctr = "pctr" if cfg.pctr_path else click_model.click_probs
+    common = dict(backend=backend, sampling=_sampling(cfg), prompt_style=cfg.prompt_style, batch_size=cfg.batch_size)
+    specific = {"mosaic": dict(n_candidates=cfg.mosaic_m, tau=cfg.mosaic_tau, ctr=ctr, pctr_path=cfg.pctr_path,
+                               click_model=cfg.click_model, reward=_reward_cfg(cfg))}.get(name, {})
+    kwargs = {**common, **specific, **cfg.mechanism_kwargs.get(name, {})}
+    from mechanisms.base import MECHANISMS
+
+    factory = MECHANISMS._factories[name]
+    params = inspect.signature(factory).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        # Mechanisms taking **overrides for their config dataclass: keep keys that dataclass knows.
+        cfg_cls = getattr(factory, "config_class", None) or _config_class(factory)
+        known = {f.name for f in dataclasses.fields(cfg_cls)} if cfg_cls else set(kwargs)
+        return {k: v for k, v in kwargs.items() if k in params or k in known}
+    return {k: v for k, v in kwargs.items() if k in params}
+
+
+def _config_class(factory: Any):
+    hint = inspect.signature(factory).parameters.get("config")
+    if hint is None:
+        return None
+    ann = hint.annotation
+    if isinstance(ann, str):  # postponed annotations: "FooConfig | None"
+        mod = sys.modules.get(factory.__module__)
+        ann = getattr(mod, ann.split("|")[0].strip(), None)
+    return ann if dataclasses.is_dataclass(ann) else None
+
+
+def label(name: str, mech: Any, cfg: LeaderboardConfig) -> str:
+    if name == "mosaic":
+        src = "pCTR" if cfg.pctr_path else f"oracle reward: {cfg.click_model} click model"
+        return f"mosaic (M={cfg.mosaic_m}, {src})"
+    if name == "gsp_slot":
+        return f"gsp_slot (quality: {getattr(mech, 'quality_label', '?')})"
+    return name
+
+
+def _fingerprint(name: str, cfg: LeaderboardConfig) -> str:
+    keep = {k: v for k, v in asdict(cfg).items() if k not in ("out", "mechanisms", "n_boot", "resume", "mechanism_kwargs", "preset")}
+    keep["mechanism_kwargs"] = cfg.mechanism_kwargs.get(name, {})
+    keep["mechanism"] = name
+    return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _load_checkpoint(path: Path, fingerprint: str) -> dict[int, list[dict]]:
+    done: dict[int, list[dict]] = {}
+    if not path.exists():
+        return done
+    with open(path) as f:
+        lines = f.read().splitlines()
+    try:
+        header = json.loads(lines[0]) if lines else {}
+    except json.JSONDecodeError:
+        header = {}
+    if header.get("fingerprint") != fingerprint:
+        return {}
+    for line in lines[1:]:
+        try:  # a line cut by an interruption is ignored; its batch is redone
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        done[int(row["batch"])] = row["records"]
+    return done
+
+
+def _record(inst, alloc, outcome, pay: np.ndarray) -> dict:
+    clicks = float(sum(outcome.clicks.values()))
+    payments = float(np.sum(pay))
+    extra = {k: v for k, v in alloc.extra.items() if k in ("selected", "winners", "winner", "ctr_source", "quality_source", "n_dropped")}
+    return {
+        "query_id": inst.query_id, "response": alloc.response, "revenue": outcome.revenue, "reward": outcome.reward,
+        "penalty": outcome.penalty, "clicks": clicks, "n_ads": outcome.n_ads, "n_errors": outcome.n_errors,
+        "format_error": float(outcome.n_errors > 0), "payments": payments,
+        "advertiser_surplus": float(outcome.revenue - payments), "exposed": list(outcome.exposed),
+        "llm_calls": alloc.cost.llm_calls, "prompt_tokens": alloc.cost.prompt_tokens,
+        "generated_tokens": alloc.cost.generated_tokens, "seconds": alloc.cost.seconds, "extra": extra,
+    }
+
+
+def evaluate_mechanism(name: str, mech: Any, instances: list, click_model: Any, cfg: LeaderboardConfig,
+                       ckpt: Path | None = None) -> list[dict]:
+    """Per-query records of one mechanism, batch by batch, appending each batch to ``ckpt``."""
+    from tqdm.auto import tqdm
+
+    from llm_auction_env.simulate import simulate
+
+    reward_cfg = _reward_cfg(cfg)
+    fp = _fingerprint(name, cfg)
+    done = _load_checkpoint(ckpt, fp) if (ckpt is not None and cfg.resume) else {}
+    if ckpt is not None and not done:
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        ckpt.write_text(json.dumps({"fingerprint": fp, "mechanism": name}) + "\n")
+    starts = list(range(0, len(instances), cfg.batch_size))
+    mech_id = zlib.crc32(name.encode())
+    for b in tqdm(range(len(starts)), desc=name, unit="batch", leave=False):
+        if b in done:
+            continue
+        batch = instances[starts[b]: starts[b] + cfg.batch_size]
+        allocs = mech.allocate(batch, np.random.default_rng([cfg.seed, 2, mech_id, b]))
+        click_rngs = [np.random.default_rng([cfg.seed, 1, starts[b] + k]) for k in range(len(batch))]
+        outcomes = simulate([(inst, a.response) for inst, a in zip(batch, allocs)], click_model, click_rngs, reward_cfg)
+        recs = [_record(i, a, o, np.asarray(mech.payments(i, a, o), float)) for i, a, o in zip(batch, allocs, outcomes)]
+        done[b] = recs
+        if ckpt is not None:
+            with open(ckpt, "a") as f:
+                f.write(json.dumps({"batch": b, "records": recs}) + "\n")
+    return [r for b in range(len(starts)) for r in done[b]]
+
+
+def run_leaderboard(config: LeaderboardConfig | dict | None = None, *, backend: Any = None, dataset: Any = None,
+                    click_model: Any = None, instances: list | None = None) -> dict:
+    """Run every mechanism of ``config`` and write the table, JSON, CSV and PNG to ``config.out``.
+
+    ``backend``, ``dataset``, ``click_model`` and ``instances`` may be injected (tests, notebooks);
+    by default they are built from the config. Returns the results dictionary (as in JSON)."""
+    import mechanisms  # noqa: F401  (registers the mechanisms)
+    from mechanisms.base import MECHANISMS, make_mechanism
+
+    cfg = config if isinstance(config, LeaderboardConfig) else LeaderboardConfig.from_preset(**(config or {}))
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.time()
+    if instances is None:
+        from llm_auction_env.data import load_dataset
+        from llm_auction_env.simulate import make_instances
+
+        dataset = dataset if dataset is not None else load_dataset()
+        instances = make_instances(dataset, cfg.split, cfg.n_queries, cfg.k_ads, rng=cfg.seed, bids="uniform")
+    if click_model is None:
+        from llm_auction_env.users.base import make_click_model
+
+        click_model = make_click_model(cfg.click_model)
+    if backend is None:
+        from llm_auction_env.llm.models import ModelConfig
+
+        backend = ModelConfig(backend=cfg.backend, model=cfg.model, sampling=_sampling(cfg), batch_size=cfg.batch_size).make()
+
+    names = list(cfg.mechanisms)
+    if BASELINE in names:  # baseline first, so paired differences can be computed for everyone
+        names.remove(BASELINE)
+        names.insert(0, BASELINE)
+    per_mech: dict[str, list[dict]] = {}
+    labels: dict[str, str] = {}
+    skipped: dict[str, str] = {}
+    timing: dict[str, float] = {}
+    for name in names:
+        if name not in MECHANISMS:
+            if name in OPTIONAL:
+                skipped[name] = "not registered (mechanisms/llm_auction.py absent)"
+                continue
+            raise KeyError(f"unknown mechanism {name!r}; known: {MECHANISMS.names()}")
+        try:
+            mech = make_mechanism(name, **mechanism_kwargs(name, cfg, backend, click_model))
+        except Exception as err:  # an optional trained policy whose adapter is missing, say
+            if name in OPTIONAL:
+                skipped[name] = f"could not be built: {type(err).__name__}: {err}"
+                continue
+            raise
+        labels[name] = label(name, mech, cfg)
+        t0 = time.perf_counter()
+        per_mech[name] = evaluate_mechanism(name, mech, instances, click_model, cfg, out / "checkpoints" / f"{name}.jsonl")
+        timing[name] = time.perf_counter() - t0
+
+    base = per_mech.get(BASELINE)
+    results: dict[str, Any] = {
+        "config": asdict(cfg),
+        "meta": run_metadata(cfg, t_start, timing, len(instances)),
+        "mechanisms": {},
+        "skipped": skipped,
+    }
+    for name, recs in per_mech.items():
+        metrics, diffs = summarise(recs, base if name != BASELINE else None, cfg.n_boot, cfg.seed)
+        results["mechanisms"][name] = {"label": labels[name], "n": len(recs), "metrics": metrics, "vs_pretrained": diffs}
+    write_outputs(results, per_mech, out)
+    return results
+
+
+def run_metadata(cfg: LeaderboardConfig, t_start: float, timing: dict, n_instances: int) -> dict:
+    from importlib import metadata
+
+    versions = {}
+    for pkg in ("llm-auction-env", "numpy", "scipy", "torch", "transformers", "sentence-transformers", "matplotlib"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    repo = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str | None:
+        try:
+            return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "seed": cfg.seed, "n_instances": n_instances, "git_commit": git("rev-parse", "HEAD"),
+        "git_dirty": bool(dirty) if dirty is not None else None, "versions": versions,
+        "python": sys.version.split()[0], "platform": platform.platform(), "cpu_count": os.cpu_count(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t_start)),
+        "wall_seconds_total": round(time.time() - t_start, 2),
+        "wall_seconds_per_mechanism": {k: round(v, 2) for k, v in timing.items()},
+    }
+
+
+# --------------------------------------------------------------------------- outputs
+def _cell(m: dict, fmt: str) -> str:
+    if not np.isfinite(m["mean"]):
+        return "n/a"
+    ci = "" if not np.isfinite(m["lo"]) else f" [{fmt.format(m['lo'])}, {fmt.format(m['hi'])}]"
+    return fmt.format(m["mean"]) + ci
+
+
+def markdown_table(results: dict) -> str:
+    mechs = results["mechanisms"]
+    cfg, meta = results["config"], results["meta"]
+    head = "| Mechanism | " + " | ".join(METRICS[m][2] for m in TABLE_METRICS) + " |"
+    lines = [head, "|" + "---|" * (len(TABLE_METRICS) + 1)]
+    for name, r in mechs.items():
+        lines.append(f"| {r['label']} | " + " | ".join(_cell(r["metrics"][m], METRICS[m][3]) for m in TABLE_METRICS) + " |")
+    diff_metrics = ("revenue", "reward", "ctr", "ads", "format_error_rate", "advertiser_surplus")
+    lines += ["", f"Paired difference vs `{BASELINE}` (same instances, same click random numbers), 95% CI:", "",
+              "| Mechanism | " + " | ".join(METRICS[m][2] for m in diff_metrics) + " |",
+              "|" + "---|" * (len(diff_metrics) + 1)]
+    for name, r in mechs.items():
+        if not r["vs_pretrained"]:
+            continue
+        cells = []
+        for m in diff_metrics:
+            d = r["vs_pretrained"][m]
+            cells.append(_cell({"mean": d["diff"], "lo": d["lo"], "hi": d["hi"]}, "{:+.2f}" if m != "ctr" else "{:+.3f}"))
+        lines.append(f"| {r['label']} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"{meta['n_instances']} test queries, {cfg['k_ads']} candidate ads, bids U{{1..100}}, seed {meta['seed']}, "
+        f"preset `{cfg['preset']}`, model `{cfg['model']}` ({cfg['backend']}), prompt `{cfg['prompt_style']}`, "
+        f"{cfg['max_new_tokens']} new tokens, click model `{cfg['click_model']}`, commit `{meta['git_commit']}`"
+        + (" (work tree had uncommitted changes)" if meta.get("git_dirty") else "") + ".",
+        "Means per query with 95% bootstrap CIs (BCa, queries resampled). Revenue = sum b_i c_i over valid "
+        "exposures (the paper's metric); payments = the mechanism's own payment rule; adv. surplus = revenue - "
+        "payments (advertiser utility when values = bids, 0 for first price). Seconds = wall time per query on this machine.",
+    ]
+    for name, why in results.get("skipped", {}).items():
+        lines.append(f"Skipped `{name}`: {why}.")
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(results: dict, per_mech: dict[str, list[dict]], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=1, default=float))
+    (out / "table.md").write_text(markdown_table(results))
+    with open(out / "results.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["mechanism", "label", "metric", "mean", "ci_low", "ci_high", "diff_vs_pretrained", "diff_ci_low", "diff_ci_high"])
+        for name, r in results["mechanisms"].items():
+            for m, v in r["metrics"].items():
+                d = r["vs_pretrained"].get(m, {})
+                w.writerow([name, r["label"], m, v["mean"], v["lo"], v["hi"], d.get("diff", ""), d.get("lo", ""), d.get("hi", "")])
+    fields = ["query_id", "revenue", "reward", "penalty", "clicks", "n_ads", "n_errors", "payments", "advertiser_surplus",
+              "llm_calls", "prompt_tokens", "generated_tokens", "seconds"]
+    with open(out / "per_query.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["mechanism", *fields])
+        for name, recs in per_mech.items():
+            for r in recs:
+                w.writerow([name, *(r[k] for k in fields)])
+    plot(results, out / "leaderboard.png")
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mechs = results["mechanisms"]
+    names = list(mechs)
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7))
+    for ax, m in zip(axes.flat, PLOT_METRICS):
+        vals = [mechs[n]["metrics"][m] for n in names]
+        means = np.array([v["mean"] for v in vals], float)
+        lo = np.array([v["lo"] for v in vals], float)
+        hi = np.array([v["hi"] for v in vals], float)
+        err = np.vstack([np.nan_to_num(means - lo), np.nan_to_num(hi - means)])
+        ax.bar(range(len(names)), np.nan_to_num(means), yerr=err, capsize=4, color=plt.cm.tab10(np.arange(len(names)) % 10))
+        ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
+        ax.set_title(METRICS[m][2])
+        ax.axhline(0, color="black", lw=0.5)
+    meta = results["meta"]
+    fig.suptitle(f"Leaderboard: {meta['n_instances']} queries, seed {meta['seed']}, 95% bootstrap CI")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------- CLI
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="llm-auction leaderboard", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="Presets: " + "; ".join(f"{k}: {v}" for k, v in PRESETS.items()))
+    p.add_argument("--preset", choices=sorted(PRESETS), default="quick")
+    p.add_argument("--mechanisms", help=f"comma-separated (default: {','.join(DEFAULT_MECHANISMS)})")
+    p.add_argument("--n-queries", type=int)
+    p.add_argument("--k-ads", type=int, help="candidate ads per query")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/leaderboard", help="output folder (default: %(default)s)")
+    p.add_argument("--backend", help="text backend name (default: transformers)")
+    p.add_argument("--model", help="model path/id or 'embedded' (default)")
+    p.add_argument("--prompt-style", choices=["paper", "compact"])
+    p.add_argument("--max-new-tokens", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--mosaic-m", type=int, help="MOSAIC candidates per query")
+    p.add_argument("--mosaic-tau", type=float)
+    p.add_argument("--pctr-path", help="trained pCTR checkpoint for MOSAIC's reward (default: oracle click model)")
+    p.add_argument("--n-boot", type=int, help="bootstrap resamples (default 2000)")
+    p.add_argument("--mechanism-kwargs", help='JSON: {"llm_auction": {"adapter": "path"}}')
+    p.add_argument("--no-resume", action="store_true", help="ignore checkpoints in --out")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> LeaderboardConfig:
+    over: dict[str, Any] = {"seed": args.seed, "out": args.out, "resume": not args.no_resume}
+    for key in ("n_queries", "k_ads", "backend", "model", "prompt_style", "max_new_tokens", "batch_size",
+                "mosaic_m", "mosaic_tau", "pctr_path", "n_boot"):
+        if getattr(args, key) is not None:
+            over[key] = getattr(args, key)
+    if args.mechanisms:
+        over["mechanisms"] = tuple(m.strip() for m in args.mechanisms.split(",") if m.strip())
+    if args.mechanism_kwargs:
+        try:
+            over["mechanism_kwargs"] = json.loads(args.mechanism_kwargs)
+        except json.JSONDecodeError as err:
+            raise SystemExit(f"--mechanism-kwargs is not valid JSON: {err}")
+    return LeaderboardConfig.from_preset(args.preset, **over)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cfg = config_from_args(args)
+    results = run_leaderboard(cfg)
+    print(markdown_table(results))
+    print(f"wrote {cfg.out}/table.md, results.json, results.csv, per_query.csv, leaderboard.png "
+          f"({results['meta']['wall_seconds_total']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,95 @@
+"""Leaderboard end to end on the tiny random Llama (3 queries), bootstrap CIs, resume, CLI help."""
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks import leaderboard as lb
+
+
+def test_bootstrap_ci_brackets_the_mean_and_collapses_on_constant_data():
+    x = np.random.default_rng(0).normal(5.0, 1.0, 200)
+    m, lo, hi = lb.bootstrap_ci([x], lambda a, axis=-1: np.mean(a, axis=axis), 1000, 0)
+    assert lo < m < hi and hi - lo < 0.5
+    assert lb.bootstrap_ci([np.ones(5)], lambda a, axis=-1: np.mean(a, axis=axis), 1000, 0) == (1.0, 1.0, 1.0)
+
+
+def test_paired_difference_uses_common_queries():
+    base = [{k: 0.0 for k in ("revenue", "reward", "clicks", "n_ads", "format_error", "payments", "advertiser_surplus",
+                              "llm_calls", "prompt_tokens", "generated_tokens", "seconds")} for _ in range(20)]
+    rng = np.random.default_rng(1)
+    noise = rng.normal(0, 50, 20)
+    for r, e in zip(base, noise):
+        r["revenue"] = 100 + e
+    better = [dict(r, revenue=r["revenue"] + 3.0) for r in base]  # +3 on every query, same noise
+    metrics, diffs = lb.summarise(better, base, 500, 0)
+    assert diffs["revenue"]["diff"] == pytest.approx(3.0)
+    assert diffs["revenue"]["lo"] == pytest.approx(3.0) and diffs["revenue"]["hi"] == pytest.approx(3.0)
+    assert metrics["revenue"]["hi"] - metrics["revenue"]["lo"] > 10  # unpaired CI is wide
+
+
+class CountingBackend:
+    """Wraps a backend and counts generate calls (to check that a resumed run does no work)."""
+
+    def __init__(self, inner):
+        self.inner, self.calls = inner, 0
+
+    def generate(self, *a, **k):
+        self.calls += 1
+        return self.inner.generate(*a, **k)
+
+    def logprobs(self, *a, **k):
+        return self.inner.logprobs(*a, **k)
+
+
+def test_leaderboard_end_to_end_on_tiny_model(tiny_llama, tmp_path):
+    pytest.importorskip("llm_auction_env.prompts")
+    from llm_auction_env.llm.transformers_backend import TransformersBackend
+
+    model, tok = tiny_llama
+    backend = CountingBackend(TransformersBackend.from_model(model, tok, batch_size=8))
+    cfg = lb.LeaderboardConfig.from_preset(
+        "quick", mechanisms=("pretrained", "mosaic", "rag_auction", "gsp_slot"), n_queries=3, k_ads=5,
+        max_new_tokens=10, mosaic_m=2, batch_size=3, n_boot=200, out=str(tmp_path / "lb"), seed=3)
+    from llm_auction_env.users.semantic import SemanticClickModel
+
+    users = SemanticClickModel()
+    res = lb.run_leaderboard(cfg, backend=backend, click_model=users)
+    out = tmp_path / "lb"
+    for f in ("table.md", "results.json", "results.csv", "per_query.csv", "leaderboard.png"):
+        assert (out / f).stat().st_size > 0, f
+    data = json.loads((out / "results.json").read_text())
+    assert set(data["mechanisms"]) == {"pretrained", "mosaic", "rag_auction", "gsp_slot"}
+    assert data["meta"]["seed"] == 3 and data["meta"]["git_commit"] and data["meta"]["versions"]["numpy"]
+    for name, r in data["mechanisms"].items():
+        assert r["n"] == 3
+        rev = r["metrics"]["revenue"]
+        assert rev["lo"] <= rev["mean"] <= rev["hi"]
+        assert r["metrics"]["llm_calls"]["mean"] >= 1
+        assert (name == "pretrained") == (not r["vs_pretrained"])
+    assert data["mechanisms"]["mosaic"]["metrics"]["llm_calls"]["mean"] == 6  # M=2: 2 + 2*2
+    assert "oracle reward" in data["mechanisms"]["mosaic"]["label"]
+    table = (out / "table.md").read_text()
+    assert "Revenue/query" in table and "Paired difference" in table and "[" in table
+    assert "Skipped" not in table  # only the requested mechanisms
+
+    # Resume: the same config reads every batch from the checkpoints; no generation at all.
+    before = backend.calls
+    res2 = lb.run_leaderboard(cfg, backend=backend, click_model=users)
+    assert backend.calls == before
+    assert json.dumps(res2["mechanisms"]) == json.dumps(res["mechanisms"])  # NaN-safe comparison
+
+
+def test_cli_help(capsys):
+    with pytest.raises(SystemExit) as e:
+        lb.main(["--help"])
+    assert e.value.code == 0
+    assert "--preset" in capsys.readouterr().out
+
+
+def test_presets():
+    q, p = lb.LeaderboardConfig.from_preset("quick"), lb.LeaderboardConfig.from_preset("paper")
+    assert (q.n_queries, q.k_ads, q.mosaic_m, q.max_new_tokens, q.prompt_style) == (30, 10, 4, 128, "compact")
+    assert (p.n_queries, p.k_ads, p.mosaic_m) == (3000, 100, 20)
+    with pytest.raises(ValueError, match="preset"):
+        lb.LeaderboardConfig.from_preset("huge")
