@@ -75,7 +75,7 @@ class LLMAuctionEnv(gym.Env):
         render_mode: str | None = None,
     ) -> None:
         from ..data import load_dataset
-        from ..users import make_click_model
+        from ..users.base import make_click_model
 
         self.dataset = dataset if dataset is not None else load_dataset()
         self.queries = self.dataset.split(split)
