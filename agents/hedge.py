@@ -7,9 +7,10 @@ from its current mixed strategy for the bucket of its value.
 * Full information (``bandit=False``): after the round, every arm's objective is computed from
   ``result.extra['itctr_fn']`` (the ITCTR curve against the others' actual bids) and the weights of
   the bucket are multiplied by ``exp(eta * u / u_scale)``.
-* Bandit (``bandit=True``, EXP3): only the realised ``result.utility`` is used, as an
-  importance-weighted gain ``g = clip(u / u_scale, -1, 1)`` mapped to [0, 1] and divided by the
-  played arm's probability; the sampling distribution mixes in ``explore`` uniform exploration.
+* Bandit (``bandit=True``, EXP3 in loss form): only the realised ``result.utility`` is used, as
+  an importance-weighted loss ``(1 - clip(u / u_scale, -1, 1)) / 2`` divided by the played arm's
+  probability (losses in [0, 1] keep the estimator's variance lower than gains); the sampling
+  distribution mixes in ``explore`` uniform exploration.
 
 ``u_scale`` normalises utilities to about [-1, 1]; by default each bucket uses the top of its own
 value interval (so low-value buckets learn as fast as high-value ones; constant within a bucket,
@@ -90,8 +91,8 @@ class HedgeBidder:
             if self._last is None or self._last[0] != k:
                 raise ValueError("EXP3 update without a matching bid() for this value")
             arm = self._last[1]
-            gain = (np.clip(result.utility / self.u_scale[k], -1, 1) + 1) / 2
-            self.log_w[k, arm] += self.cfg.eta * gain / self.probs(k)[arm]
+            loss = (1 - np.clip(result.utility / self.u_scale[k], -1, 1)) / 2
+            self.log_w[k, arm] -= self.cfg.eta * loss / self.probs(k)[arm]
         else:
             fn = result.extra.get("itctr_fn")
             if fn is None:
