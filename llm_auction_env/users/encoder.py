@@ -102,7 +102,8 @@ def embed(texts: Sequence[str], name: str | None = None, batch_size: int = BATCH
         for t, v in zip(todo, vecs):
             cache[t] = v
     if not texts:
-        dim = get_text_encoder(key).get_sentence_embedding_dimension()
+        model = get_text_encoder(key)
+        dim = getattr(model, "get_embedding_dimension", model.get_sentence_embedding_dimension)()
         return np.zeros((0, dim), dtype=np.float32)
     out = np.stack([cache[t] for t in texts])
     for t in texts:

@@ -17,9 +17,11 @@ of normalised embeddings:
 ``rel_query``         cos(a, query): relevance to the question
 ``rel_profile``       max over the profile's interests of cos(a, interest) (the basic info if the
                       profile lists no interests)
-``context``           cos(a, window): nativeness, the ad against the ``window_words`` words on each
-                      side of the insertion in its paragraph, markup removed (0 if the window has
-                      fewer than ``min_context_words`` words)
+``context``           cos(a, window): nativeness, the ad against the context of the insertion:
+                      the content words (stopwords dropped) among the ``window_words`` words on
+                      each side of it in its paragraph, markup removed. The window is embedded as
+                      the normalised mean of its words' cached embeddings, so a batch only encodes
+                      words never seen before (0 if fewer than ``min_context_words`` words)
 ``topic``             cos(window, query): the text around the ad is part of the answer rather than
                       ad talk (0 without context)
 ``appended``          1 if the ad sits in a trailing ad-only line (its paragraph has at most
@@ -65,14 +67,14 @@ from .base import CLICK_MODELS, Judged
 class SemanticConfig:
     """Parameters of the semantic click model (ours: the paper's judge is an LLM)."""
 
-    bias: float = -3.3
-    w_query: float = 4.0
+    bias: float = -4.0
+    w_query: float = 7.0
     """Weight of cos(ad, query)."""
     w_profile: float = 1.5
     """Weight of max cos(ad, interest)."""
-    w_context: float = 2.0
+    w_context: float = 2.5
     """Weight of cos(ad, text around the insertion)."""
-    w_topic: float = 1.5
+    w_topic: float = 2.5
     """Weight of cos(text around the insertion, query)."""
     w_appended: float = -1.5
     """Added when the ad is appended (trailing ad-only line or very end of the response)."""
@@ -101,6 +103,20 @@ class SemanticConfig:
 
 
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
+_WORD = re.compile(r"[a-z0-9][a-z0-9'-]*")
+STOPWORDS = frozenset(
+    "a an the and or but nor of to in on for with at by from as is are was were be been being am it "
+    "its this that these those there here you your yours i me my we us our they them their he him his "
+    "she her if so do does did done not no can could will would shall should may might must just than "
+    "then about into over also more most very such which who whom what when where why how all any some "
+    "each both few other only own same too s t up out off again once while because until after before "
+    "has have had having let lets get got go goes one ones thing things".split()
+)
+
+
+def content_words(text: str) -> list[str]:
+    """Lower-cased words of ``text`` without stopwords (what a context window is embedded from)."""
+    return [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
 _MARK = "\x00"
 
 
@@ -118,22 +134,6 @@ def profile_texts(user: UserProfile) -> list[str]:
     """The texts the profile match is taken over: each interest, or the basic info if none."""
     texts = [i.strip() for i in user.interests if i.strip()]
     return texts or [user.info.strip() or user.user_id]
-
-
-@dataclass
-class _Slot:
-    """Features of one valid placement before embeddings are looked up."""
-
-    ad: Ad
-    window: str  # "" if too little context
-    appended: bool
-    position: float
-
-
-@dataclass
-class _Pair:
-    valid: list[_Slot]
-    flooded: str  # reason, "" if not flooded
 
 
 def _layout(response: str, found: Sequence[Placement], cfg: SemanticConfig) -> tuple[list[dict], str]:
@@ -170,7 +170,8 @@ def _layout(response: str, found: Sequence[Placement], cfg: SemanticConfig) -> t
                 continue
             left = [w for w in line[:k] if isinstance(w, str)][-cfg.window_words :]
             right = [w for w in line[k + 1 :] if isinstance(w, str)][: cfg.window_words]
-            window = " ".join(left + right) if len(left) + len(right) >= cfg.min_context_words else ""
+            words = content_words(" ".join(left + right))
+            window = words if len(words) >= cfg.min_context_words else []
             appended = n_line_words <= cfg.ad_line_max_words or words_after <= cfg.trailing_max_words
             slots.append(
                 dict(ad_id=t.ad_id, window=window, appended=appended, position=t.start / max(1, len(response)))
@@ -237,7 +238,7 @@ class SemanticClickModel:
                 texts.append(t)
             return index[t]
 
-        rows = []  # (pair k, ad, ad idx, query idx, interest idxs, window idx or -1, appended, pos)
+        rows = []  # (pair k, ad, ad idx, query idx, interest idxs, window word idxs, appended, pos)
         for k, (inst, response) in enumerate(batch):
             if not isinstance(inst, AuctionInstance):
                 raise TypeError(f"batch[{k}] must be (AuctionInstance, str), got {type(inst).__name__}")
@@ -254,7 +255,7 @@ class SemanticClickModel:
                         idx(ad_text(ad)),
                         idx(inst.query.strip()),
                         [idx(t) for t in profile_texts(inst.user)],
-                        idx(s["window"]) if s["window"] else -1,
+                        [idx(w) for w in s["window"]],
                         s["appended"],
                         s["position"],
                     )
@@ -270,8 +271,9 @@ class SemanticClickModel:
 
         a = emb[[r[2] for r in rows]]
         q = emb[[r[3] for r in rows]]
-        has_ctx = np.array([r[5] >= 0 for r in rows])
-        w = emb[[max(r[5], 0) for r in rows]]
+        has_ctx = np.array([bool(r[5]) for r in rows])
+        w = np.stack([emb[r[5]].mean(axis=0) if r[5] else emb[r[2]] for r in rows])
+        w /= np.maximum(np.linalg.norm(w, axis=1, keepdims=True), 1e-12)
         rel_q = np.sum(a * q, axis=1)
         rel_p = np.array([float(np.max(emb[r[4]] @ a[j])) for j, r in enumerate(rows)])
         ctx = np.where(has_ctx, np.sum(a * w, axis=1), 0.0)
