@@ -101,23 +101,23 @@ def _decode(text: str) -> Any:
     candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
     decoder = json.JSONDecoder()
     for chunk in candidates:
-        for fixed in (chunk, _TRAILING_COMMA.sub(r"\1", chunk)):
-            for start in [i for i, c in enumerate(fixed) if c in "[{"][:_MAX_STARTS]:
-                try:
-                    value, _ = decoder.raw_decode(fixed, start)
-                except RecursionError:
+        fixed = _TRAILING_COMMA.sub(r"\1", chunk)
+        for start in [i for i, c in enumerate(fixed) if c in "[{"][:_MAX_STARTS]:
+            try:
+                value, _ = decoder.raw_decode(fixed, start)
+            except RecursionError:
+                continue
+            except ValueError:
+                # Python-literal style output (single quotes, True/False)
+                end = fixed.rfind("]" if fixed[start] == "[" else "}")
+                if end <= start:
                     continue
-                except ValueError:
-                    # Python-literal style output (single quotes, True/False)
-                    end = fixed.rfind("]" if fixed[start] == "[" else "}")
-                    if end <= start:
-                        continue
-                    try:
-                        value = ast.literal_eval(fixed[start : end + 1])
-                    except (ValueError, SyntaxError, MemoryError, RecursionError):
-                        continue
-                if isinstance(value, (list, dict)):
-                    return value
+                try:
+                    value = ast.literal_eval(fixed[start : end + 1])
+                except (ValueError, SyntaxError, MemoryError, RecursionError):
+                    continue
+            if isinstance(value, (list, dict)):
+                return value
     return None
 
 
