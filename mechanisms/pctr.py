@@ -1,0 +1,344 @@
+"""pCTR reward model of LLM-Auction (paper Sec. 4.1.1, Eq. 3-4, App. B.2.2).
+
+``p_i = sigmoid(MLP([phi(x); phi(y); e_h; e_ai]))`` for each ad ``a_i`` validly exposed in response
+``y`` to query ``x`` of user ``h``:
+
+* ``phi``: a frozen text encoder (default all-MiniLM-L6-v2 through
+  :func:`llm_auction_env.users.encoder.get_text_encoder`; any object with a SentenceTransformer-style
+  ``encode(list[str]) -> array`` works, e.g. Qwen3-Embedding-0.6B at scale). Each distinct text is
+  encoded once and cached (``encoder_batch`` texts per call).
+* ``e_h`` (64-d) and ``e_a`` (32-d): learnable user and ad embeddings. Ids are added to the
+  vocabularies as they appear in click logs (tables grow; old rows are kept).
+* MLP 128-64-32 (ReLU), a final linear layer and a sigmoid; BCE loss, Adam lr 1e-3, batch 256.
+
+Unknown ids (a user or ad never seen in training) fall back to row 0 of their table, a learned
+"unknown" embedding: during training each id is replaced by row 0 with probability
+``unknown_dropout``, so row 0 learns an average user/ad. ``PCTRModel.n_unknown`` counts the
+fallbacks made at inference (keys ``user`` and ``ad``).
+
+Inputs: click logs as :class:`ClickRecord` (query, user_id, ad_id, response, clicked) for validly
+exposed ads only (:func:`records_from_feedback` builds them from (instance, response) pairs and the
+click model's feedback). ``fit`` holds out ``holdout`` of the *responses* (never splitting one
+response's ads across sets) and returns log-loss and AUC on them. ``predict(pairs)`` returns, per
+(instance, response), ``{ad_id: prob}`` for the valid placements only -- the same shape as a click
+model's ``click_probs`` -- so it can stand in for clicks in Eq. 5/8.
+
+Save/load: ``save(dir)`` writes ``config.json``, ``vocab.json`` and ``model.pt`` (torch state dict)
+atomically (temporary folder + rename); ``PCTRModel.load(dir, encoder=...)``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from scipy.stats import rankdata
+from torch import nn
+
+from llm_auction_env import parsing
+from llm_auction_env.types import AuctionInstance, ClickFeedback
+
+
+@dataclass
+class PCTRConfig:
+    """Hyperparameters of the pCTR model (paper App. B.2.2 unless noted)."""
+
+    encoder: str = "minilm"
+    """``minilm`` (embedded default) or a SentenceTransformer path/name (e.g. Qwen3-Embedding-0.6B)."""
+    user_dim: int = 64
+    ad_dim: int = 32
+    hidden: tuple[int, ...] = (128, 64, 32)
+    lr: float = 1e-3
+    batch_size: int = 256
+    steps: int = 600
+    """Adam steps per ``fit`` call, over reshuffled passes of the logs (ours; the paper does not
+    state it). Counted in steps, not passes, because IRPO's logs are small at first."""
+    holdout: float = 0.2
+    """Fraction of responses held out to report log-loss and AUC (ours)."""
+    unknown_dropout: float = 0.05
+    """Probability of replacing an id by the learned "unknown" row during training (ours)."""
+    encoder_batch: int = 64
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.hidden = tuple(int(h) for h in self.hidden)
+        if not 0 <= self.holdout < 1:
+            raise ValueError(f"holdout must be in [0, 1), got {self.holdout}")
+        if not 0 <= self.unknown_dropout < 1:
+            raise ValueError(f"unknown_dropout must be in [0, 1), got {self.unknown_dropout}")
+        if self.batch_size < 1 or self.steps < 0 or self.lr <= 0:
+            raise ValueError("batch_size >= 1, steps >= 0 and lr > 0 are required")
+
+
+@dataclass(frozen=True)
+class ClickRecord:
+    """One row of a click log: a validly exposed ad in a response, and whether it was clicked."""
+
+    query: str
+    user_id: str
+    ad_id: str
+    response: str
+    clicked: int
+
+
+def records_from_feedback(
+    pairs: Sequence[tuple[AuctionInstance, str]], feedback: Sequence[Sequence[ClickFeedback]]
+) -> list[ClickRecord]:
+    """Click-log rows for every valid placement of every pair (an exposed ad without feedback
+    counts as not clicked; feedback for anything else is ignored)."""
+    out = []
+    for (inst, response), fb in zip(pairs, feedback, strict=True):
+        clicked = {f.ad_id: int(bool(f.clicked)) for f in fb}
+        for ad_id in parsing.valid_ids(parsing.placements(response, inst.ads)):
+            out.append(ClickRecord(inst.query, inst.user.user_id, ad_id, response, clicked.get(ad_id, 0)))
+    return out
+
+
+def auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Rank AUC (Mann-Whitney U, ties averaged); NaN when only one class is present."""
+    labels = np.asarray(labels).astype(bool)
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(np.asarray(scores, dtype=np.float64))
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def log_loss(labels: np.ndarray, probs: np.ndarray, eps: float = 1e-7) -> float:
+    p = np.clip(np.asarray(probs, dtype=np.float64), eps, 1 - eps)
+    y = np.asarray(labels, dtype=np.float64)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))) if len(y) else float("nan")
+
+
+class _Net(nn.Module):
+    def __init__(self, text_dim: int, n_users: int, n_ads: int, cfg: PCTRConfig) -> None:
+        super().__init__()
+        # Id embeddings start with norm ~0.1, small next to the unit-norm text vectors, so that
+        # the shared text features drive the first steps instead of per-id noise.
+        self.users = nn.Embedding(n_users, cfg.user_dim)
+        self.ads = nn.Embedding(n_ads, cfg.ad_dim)
+        for table in (self.users, self.ads):
+            nn.init.normal_(table.weight, std=_ID_INIT_NORM / table.embedding_dim**0.5)
+        layers: list[nn.Module] = []
+        width = 2 * text_dim + cfg.user_dim + cfg.ad_dim
+        for h in cfg.hidden:
+            layers += [nn.Linear(width, h), nn.ReLU()]
+            width = h
+        layers.append(nn.Linear(width, 1))
+        self.mlp = nn.Sequential(*layers)
+
+    def forward(self, q: torch.Tensor, y: torch.Tensor, u: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        return self.mlp(torch.cat([q, y, self.users(u), self.ads(a)], dim=-1)).squeeze(-1)  # logits
+
+
+_ID_INIT_NORM = 0.1
+
+
+def _grow(table: nn.Embedding, n: int, gen: torch.Generator) -> nn.Embedding:
+    if n <= table.num_embeddings:
+        return table
+    new = nn.Embedding(n, table.embedding_dim)
+    with torch.no_grad():
+        new.weight.copy_(torch.randn(n, table.embedding_dim, generator=gen) * _ID_INIT_NORM / table.embedding_dim**0.5)
+        new.weight[: table.num_embeddings] = table.weight
+    return new
+
+
+def _default_encoder(name: str):
+    from llm_auction_env.users.encoder import get_text_encoder
+
+    return get_text_encoder(name)
+
+
+class PCTRModel:
+    """The pCTR model with its id vocabularies and text-embedding cache."""
+
+    UNKNOWN = "<unk>"
+
+    def __init__(self, cfg: PCTRConfig | None = None, encoder: Any = None) -> None:
+        self.cfg = cfg or PCTRConfig()
+        self._encoder = encoder
+        self._cache: dict[str, np.ndarray] = {}
+        self.user_vocab: dict[str, int] = {self.UNKNOWN: 0}
+        self.ad_vocab: dict[str, int] = {self.UNKNOWN: 0}
+        self.net: _Net | None = None
+        self.text_dim: int | None = None
+        self.n_fits = 0
+        self.n_unknown = {"user": 0, "ad": 0}
+
+    # -- text features ---------------------------------------------------------------------
+    @property
+    def encoder(self):
+        if self._encoder is None:
+            self._encoder = _default_encoder(self.cfg.encoder)
+        return self._encoder
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Encoder vectors for ``texts`` (each distinct text is encoded once, then cached)."""
+        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if missing:
+            vecs = np.asarray(
+                self.encoder.encode(missing, batch_size=self.cfg.encoder_batch, convert_to_numpy=True),
+                dtype=np.float32,
+            )
+            if vecs.ndim != 2 or len(vecs) != len(missing):
+                raise ValueError(f"text encoder returned shape {vecs.shape} for {len(missing)} texts")
+            self._cache.update(zip(missing, vecs))
+        return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, self.text_dim or 0), np.float32)
+
+    # -- vocabularies ------------------------------------------------------------------------
+    def _ensure_net(self, records: Sequence[ClickRecord]) -> None:
+        for r in records:
+            self.user_vocab.setdefault(r.user_id, len(self.user_vocab))
+            self.ad_vocab.setdefault(r.ad_id, len(self.ad_vocab))
+        gen = torch.Generator().manual_seed(self.cfg.seed + 7919 * self.n_fits)
+        if self.net is None:
+            torch.manual_seed(self.cfg.seed)
+            self.text_dim = int(self.embed([records[0].query]).shape[1])
+            self.net = _Net(self.text_dim, len(self.user_vocab), len(self.ad_vocab), self.cfg)
+        else:
+            self.net.users = _grow(self.net.users, len(self.user_vocab), gen)
+            self.net.ads = _grow(self.net.ads, len(self.ad_vocab), gen)
+
+    def _ids(self, records: Sequence[ClickRecord], count: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        u = [self.user_vocab.get(r.user_id, 0) for r in records]
+        a = [self.ad_vocab.get(r.ad_id, 0) for r in records]
+        if count:
+            self.n_unknown["user"] += sum(1 for i in u if i == 0)
+            self.n_unknown["ad"] += sum(1 for i in a if i == 0)
+        return torch.tensor(u, dtype=torch.long), torch.tensor(a, dtype=torch.long)
+
+    def _features(self, records: Sequence[ClickRecord]) -> tuple[torch.Tensor, torch.Tensor]:
+        q = torch.from_numpy(self.embed([r.query for r in records]))
+        y = torch.from_numpy(self.embed([r.response for r in records]))
+        return q, y
+
+    # -- training ----------------------------------------------------------------------------
+    def split(self, records: Sequence[ClickRecord]) -> tuple[list[ClickRecord], list[ClickRecord]]:
+        """Train / held-out split by response (seeded by ``cfg.seed`` and the fit count)."""
+        keys = sorted({(r.query, r.user_id, r.response) for r in records})
+        rng = np.random.default_rng(self.cfg.seed + 104729 * self.n_fits)
+        held = {keys[i] for i in rng.permutation(len(keys))[: int(round(self.cfg.holdout * len(keys)))]}
+        train = [r for r in records if (r.query, r.user_id, r.response) not in held]
+        test = [r for r in records if (r.query, r.user_id, r.response) in held]
+        return train, test
+
+    def fit(self, records: Sequence[ClickRecord]) -> dict[str, float]:
+        """Update the model on ``records`` (continuing from the current weights, as IRPO's
+        reward-model phase does) and report held-out log-loss and AUC."""
+        records = list(records)
+        if not records:
+            raise ValueError("pCTR.fit needs at least one click record")
+        train, test = self.split(records)
+        if not train:
+            train, test = records, []
+        self._ensure_net(records)
+        assert self.net is not None
+        gen = torch.Generator().manual_seed(self.cfg.seed + 15485863 * self.n_fits)
+        q, y = self._features(train)
+        u, a = self._ids(train, count=False)
+        c = torch.tensor([float(r.clicked) for r in train])
+        opt = torch.optim.Adam(self.net.parameters(), lr=self.cfg.lr)
+        loss_fn = nn.BCEWithLogitsLoss()
+        self.net.train()
+        losses = []
+        batches: list[torch.Tensor] = []
+        while len(losses) < self.cfg.steps:
+            if not batches:
+                batches = list(torch.randperm(len(train), generator=gen).split(self.cfg.batch_size))
+            idx = batches.pop(0)
+            ub, ab = u[idx], a[idx]
+            if self.cfg.unknown_dropout > 0:
+                ub = torch.where(torch.rand(len(idx), generator=gen) < self.cfg.unknown_dropout, 0, ub)
+                ab = torch.where(torch.rand(len(idx), generator=gen) < self.cfg.unknown_dropout, 0, ab)
+            loss = loss_fn(self.net(q[idx], y[idx], ub, ab), c[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        self.n_fits += 1
+        metrics = {
+            "n_train": len(train),
+            "n_heldout": len(test),
+            "click_rate": float(np.mean([r.clicked for r in records])),
+            "train_loss": float(np.mean(losses[-20:])) if losses else float("nan"),
+        }
+        metrics.update(self.evaluate(test))
+        return metrics
+
+    @torch.no_grad()
+    def predict_records(self, records: Sequence[ClickRecord], count_unknown: bool = True) -> np.ndarray:
+        """Click probability per record (0.5 everywhere before the first ``fit``)."""
+        if not records:
+            return np.zeros(0)
+        if self.net is None:
+            return np.full(len(records), 0.5)
+        self.net.eval()
+        q, y = self._features(records)
+        u, a = self._ids(records, count=count_unknown)
+        return torch.sigmoid(self.net(q, y, u, a)).numpy().astype(np.float64)
+
+    def evaluate(self, records: Sequence[ClickRecord]) -> dict[str, float]:
+        """Log-loss and AUC of the current model on ``records``."""
+        labels = np.array([r.clicked for r in records])
+        probs = self.predict_records(records, count_unknown=False)
+        return {"logloss": log_loss(labels, probs), "auc": auc(labels, probs)}
+
+    def predict(self, pairs: Sequence[tuple[AuctionInstance, str]]) -> list[dict[str, float]]:
+        """``{ad_id: pCTR}`` for the valid placements of each (instance, response): the shape of
+        ``ClickModel.click_probs``. One batched forward pass for the whole list."""
+        rows: list[tuple[int, ClickRecord]] = []
+        for k, (inst, response) in enumerate(pairs):
+            for ad_id in parsing.valid_ids(parsing.placements(response, inst.ads)):
+                rows.append((k, ClickRecord(inst.query, inst.user.user_id, ad_id, response, 0)))
+        probs = self.predict_records([r for _, r in rows])
+        out: list[dict[str, float]] = [{} for _ in pairs]
+        for (k, r), p in zip(rows, probs):
+            out[k][r.ad_id] = float(p)
+        return out
+
+    # -- persistence -------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> None:
+        """Write config, vocabularies and weights to the folder ``path`` atomically."""
+        path = os.fspath(path)
+        parent = os.path.dirname(os.path.abspath(path))
+        os.makedirs(parent, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=".pctr-", dir=parent)
+        with open(os.path.join(tmp, "config.json"), "w") as f:
+            json.dump(asdict(self.cfg), f, indent=1)
+        with open(os.path.join(tmp, "vocab.json"), "w") as f:
+            json.dump({"users": list(self.user_vocab), "ads": list(self.ad_vocab), "text_dim": self.text_dim,
+                       "n_fits": self.n_fits}, f)
+        if self.net is not None:
+            torch.save(self.net.state_dict(), os.path.join(tmp, "model.pt"))
+        if os.path.exists(path):
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, encoder: Any = None) -> "PCTRModel":
+        path = os.fspath(path)
+        with open(os.path.join(path, "config.json")) as f:
+            cfg = PCTRConfig(**json.load(f))
+        with open(os.path.join(path, "vocab.json")) as f:
+            vocab = json.load(f)
+        model = cls(cfg, encoder)
+        model.user_vocab = {u: i for i, u in enumerate(vocab["users"])}
+        model.ad_vocab = {a: i for i, a in enumerate(vocab["ads"])}
+        model.text_dim, model.n_fits = vocab["text_dim"], vocab["n_fits"]
+        weights = os.path.join(path, "model.pt")
+        if os.path.exists(weights):
+            model.net = _Net(model.text_dim, len(model.user_vocab), len(model.ad_vocab), cfg)
+            model.net.load_state_dict(torch.load(weights, weights_only=True))
+        return model
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {} if self.net is None else self.net.state_dict()
+
+
+__all__ = ["PCTRConfig", "PCTRModel", "ClickRecord", "records_from_feedback", "auc", "log_loss"]

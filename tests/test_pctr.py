@@ -1,0 +1,103 @@
+"""pCTR reward model: learns a planted click rule, predicts only valid placements, round-trips."""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from llm_auction_env.parsing import render
+from llm_auction_env.types import Ad, AuctionInstance, ClickFeedback, UserProfile
+from mechanisms.pctr import ClickRecord, PCTRConfig, PCTRModel, auc, records_from_feedback
+
+
+class HashedBagOfWords:
+    """Tiny deterministic stand-in for a sentence encoder: hashed word counts, L2-normalised."""
+
+    dim = 256
+
+    def encode(self, texts, batch_size=64, convert_to_numpy=True):
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for k, t in enumerate(texts):
+            for w in t.lower().replace(".", " ").replace("@", " ").split():
+                out[k, int(hashlib.md5(w.encode()).hexdigest(), 16) % self.dim] += 1.0
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-6)
+
+
+TOPICS = ["coffee", "yoga", "lego", "garden"]
+ADS = [Ad(f"Ad-{100 + i}", f"{TOPICS[i % 4].title()} kit {i}", TOPICS[i % 4]) for i in range(12)]
+USERS = [UserProfile(f"u{i}", "someone") for i in range(20)]
+
+
+def planted_logs(n: int, seed: int) -> list[ClickRecord]:
+    """Click iff the ad's category is the query's topic AND the ad sits inside the text
+    (more prose follows it), with 2% label noise (the best achievable AUC is then ~0.94)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        topic = TOPICS[rng.integers(4)]
+        ad = ADS[rng.integers(len(ADS))]
+        inside = bool(rng.integers(2))
+        query = f"tell me about {topic} please"
+        body = f"Here is advice on {topic}."
+        response = f"{body} {render(ad)} pairs well with it because it helps daily." if inside else f"{body} {render(ad)}"
+        clicked = int(ad.category == topic and inside)
+        if rng.random() < 0.02:
+            clicked = 1 - clicked
+        out.append(ClickRecord(query, USERS[rng.integers(len(USERS))].user_id, ad.ad_id, response, clicked))
+    return out
+
+
+def test_auc_matches_definition():
+    labels = np.array([0, 0, 1, 1, 1])
+    scores = np.array([0.1, 0.4, 0.35, 0.8, 0.4])
+    pairs = [(p, q) for p in scores[labels == 1] for q in scores[labels == 0]]
+    expected = np.mean([1.0 if p > q else 0.5 if p == q else 0.0 for p, q in pairs])
+    assert auc(labels, scores) == pytest.approx(expected)
+    assert np.isnan(auc(np.ones(3), np.arange(3)))
+
+
+def test_learns_planted_rule_heldout_auc():
+    model = PCTRModel(PCTRConfig(steps=300, seed=0), encoder=HashedBagOfWords())
+    metrics = model.fit(planted_logs(1500, seed=1))
+    assert metrics["auc"] > 0.9, metrics
+    fresh = model.evaluate(planted_logs(600, seed=2))  # new draws, same rule
+    assert fresh["auc"] > 0.9, fresh
+    assert fresh["logloss"] < 0.45, fresh
+
+
+def test_predict_shape_only_valid_placements_and_unknown_fallback():
+    model = PCTRModel(PCTRConfig(steps=30), encoder=HashedBagOfWords())
+    model.fit(planted_logs(300, seed=3))
+    new_ad = Ad("Ad-999", "Brand new thing", "coffee")
+    inst = AuctionInstance("coffee tips", UserProfile("never-seen", "x"), (ADS[0], ADS[1], new_ad), np.array([5, 6, 7]))
+    resp = f"Try {render(ADS[0])} and @Wrong Title@[{ADS[1].ad_id}] or {render(new_ad)}."
+    before = dict(model.n_unknown)
+    (probs,) = model.predict([(inst, resp)])
+    assert set(probs) == {ADS[0].ad_id, new_ad.ad_id}  # altered title is not a valid exposure
+    assert all(0 < p < 1 for p in probs.values())
+    assert model.n_unknown["user"] - before["user"] == 2  # one unknown user per predicted ad
+    assert model.n_unknown["ad"] - before["ad"] == 1
+    assert model.predict([(inst, "no ads here")]) == [{}]
+
+
+def test_records_from_feedback_only_valid_exposures():
+    inst = AuctionInstance("q", USERS[0], tuple(ADS[:3]), np.array([1, 2, 3]))
+    resp = f"{render(ADS[0])} and {render(ADS[1])} then {render(ADS[0])}"
+    fb = [ClickFeedback(ADS[0].ad_id, True), ClickFeedback(ADS[2].ad_id, True)]
+    recs = records_from_feedback([(inst, resp)], [fb])
+    assert [(r.ad_id, r.clicked) for r in recs] == [(ADS[0].ad_id, 1), (ADS[1].ad_id, 0)]
+
+
+def test_save_load_roundtrip_and_vocab_growth(tmp_path):
+    enc = HashedBagOfWords()
+    model = PCTRModel(PCTRConfig(steps=20), encoder=enc)
+    logs = planted_logs(200, seed=4)
+    model.fit(logs)
+    model.save(tmp_path / "p")
+    again = PCTRModel.load(tmp_path / "p", encoder=enc)
+    np.testing.assert_allclose(again.predict_records(logs[:50]), model.predict_records(logs[:50]), rtol=1e-6)
+    extra = [ClickRecord("lego now", "brand-new-user", "Ad-555", "text @X@[Ad-555]", 1)]
+    n_users = len(again.user_vocab)
+    again.fit(logs[:100] + extra)  # grows the tables, keeps old rows
+    assert len(again.user_vocab) == n_users + 1 and "Ad-555" in again.ad_vocab
