@@ -173,7 +173,9 @@ class ModelConfig:
         kwargs = dict(self.options)
         if self.adapter is not None:
             kwargs["adapter"] = self.adapter
-        return make_backend(self.backend, model=self.model, batch_size=self.batch_size, **kwargs)
+        return make_backend(
+            self.backend, model=self.model, batch_size=self.batch_size, sampling=self.sampling, **kwargs
+        )
 
 
 PRESETS: dict[str, ModelConfig] = {

