@@ -2,8 +2,9 @@
 
 Needs ``ctx.extra["itctr_fn"]`` (own bid -> ITCTR with the others' bids as last observed; see
 :mod:`agents.objectives`). Searches ``n_grid`` bids on ``[0, max_bid]``, then refines around the
-best grid point with bounded scalar minimisation (scipy). Exact ties (e.g. an ITCTR that
-underflows to 0 for every bid) go to the largest bid. With ``objective=Objective("vm", ...)``
+best grid point with bounded scalar minimisation (scipy). Exact ties go to the largest
+bid; if the ITCTR is 0 on the whole grid (the ad cannot be allocated, so every bid is equally
+good) the bidder reports its truthful bid, ``v`` (UM) or ``v / tau`` (VM), capped at ``max_bid``. With ``objective=Objective("vm", ...)``
 the same search best-responds for a value maximiser.
 """
 from __future__ import annotations
@@ -36,7 +37,11 @@ class BestResponseBidder:
         if fn is None:
             raise ValueError("um_best_response needs ctx.extra['itctr_fn'] (own bid -> itctr)")
         grid = np.linspace(0.0, max_bid, self.n_grid)
-        util = self.objective(value, grid, curve_values(fn, grid), tau)
+        itctr = curve_values(fn, grid)
+        if not np.any(itctr > 0):  # the ad cannot be allocated: every bid is equally good
+            b = value if self.objective.kind == "um" else value / tau
+            return float(min(b, max_bid))
+        util = self.objective(value, grid, itctr, tau)
         k = int(np.flatnonzero(util == util.max())[-1])  # exact ties go to the largest bid
         if not self.refine:
             return float(grid[k])

@@ -28,6 +28,11 @@ from dataclasses import dataclass
 import numpy as np
 
 
+ROI_RTOL = 1e-9
+"""Relative slack of the ROI constraint in the forfeit form, so that ``b = v / tau`` computed in
+floating point (e.g. ``0.8 * 1.25``) counts as feasible."""
+
+
 @dataclass(frozen=True)
 class Objective:
     kind: str = "um"
@@ -52,7 +57,7 @@ class Objective:
         violation = np.maximum(0.0, tau * bid * itctr - gain)
         if self.vm_mode == "penalty":
             return gain - self.mu * violation
-        return np.where(tau * bid > value, -self.mu * violation, gain)
+        return np.where(tau * bid > value * (1 + ROI_RTOL), -self.mu * violation, gain)
 
 
 def check_roi_target(tau, required: bool = False) -> float | None:

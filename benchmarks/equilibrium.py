@@ -159,8 +159,18 @@ def make_bidders(cfg: StudyConfig, game) -> list:
 
 # --------------------------------------------------------------------------------------- dynamics
 def _curve_fn(game, inst: int, bids: np.ndarray, i: int):
+    """Own bid -> ITCTR of bidder ``i`` on instance ``inst`` with the others at ``bids``; remembers
+    its last answer (learners and the regret bookkeeping often ask for the same grid)."""
     row, idx = bids[None, :].copy(), np.array([inst])
-    return lambda grid: game.own_curve(idx, row, i, np.asarray(grid, dtype=np.float64))[0]
+    memo: list = [None, None]
+
+    def fn(grid):
+        grid = np.asarray(grid, dtype=np.float64)
+        if memo[0] is None or not np.array_equal(memo[0], grid):
+            memo[0], memo[1] = grid.copy(), game.own_curve(idx, row, i, grid)[0]
+        return memo[1].copy()
+
+    return fn
 
 
 def sample_strategy_bids(bidder, values: np.ndarray, rng, max_bid: float, tau, curves=None) -> np.ndarray:
