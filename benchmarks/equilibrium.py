@@ -13,7 +13,7 @@ Runs repeated auctions among ``n`` bidders that all use one strategy (``--bidder
 
 Bidders (``--bidder``): ``hedge`` (full-information Hedge over bid multipliers per value bucket),
 ``exp3`` (bandit Hedge), ``gradient``, ``best_response`` (myopic best response to the others' last
-bids), ``truthful``, ``vm_roi``. ``--objective um|vm`` (VM with ``--roi-target``; ``forfeit`` form
+bids; ``--sequential`` for round-robin moves), ``truthful``, ``vm_roi``. ``--objective um|vm`` (VM with ``--roi-target``; ``forfeit`` form
 unless ``--vm-mode penalty``; see :mod:`agents.objectives`).
 
 Reported (JSON ``--out``/result.json, PNGs next to it):
@@ -116,6 +116,7 @@ class StudyConfig:
     oracle_npz: str | None = None
     eval_samples: int = 4000
     checkpoints: int = 50
+    sequential: bool = False
     seed: int = 0
 
 
@@ -256,7 +257,8 @@ def run(cfg: StudyConfig, progress: bool = True) -> dict:
         bids = np.zeros(n)
         ctxs = []
         for i, b in enumerate(bidders):
-            extra = {"max_bid": game.max_bid, "itctr_fn": _curve_fn(game, inst, last, i)}
+            seen = np.concatenate([bids[:i], last[i:]]) if cfg.sequential else last
+            extra = {"max_bid": game.max_bid, "itctr_fn": _curve_fn(game, inst, seen, i)}
             ctx = BidContext(float(v[i]), tau, round=t, instance_key=str(inst), extra=extra)
             bids[i] = min(b.bid(ctx), game.max_bid)
             ctxs.append(ctx)
@@ -385,6 +387,9 @@ def parse_args(argv):
     p.add_argument("--beta", type=float, default=d.beta, help="KL temperature of the synthetic oracle")
     p.add_argument("--oracle-npz", default=None, help="a saved oracle (llm_auction_env.oracle.save_oracle)")
     p.add_argument("--eval-samples", type=int, default=d.eval_samples)
+    p.add_argument("--sequential", action="store_true",
+                   help="bidders move one after another within a round (round-robin best response) "
+                        "instead of simultaneously against last round's bids")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--out", default="runs/equilibrium", help="output directory (result.json + PNGs)")
     p.add_argument("--no-plots", action="store_true")
@@ -402,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         vm_mode=a.vm_mode, mu=a.mu, rounds=a.rounds, n_buckets=a.n_buckets, n_arms=a.n_arms, arm_max=a.arm_max,
         eta=a.eta, values=a.values, value_range=tuple(a.value_range) if a.value_range else None,
         n_instances=a.n_instances, n_candidates=a.n_candidates, beta=a.beta, oracle_npz=a.oracle_npz,
-        eval_samples=a.eval_samples, seed=a.seed,
+        eval_samples=a.eval_samples, sequential=a.sequential, seed=a.seed,
     )
     result = run(cfg, progress=not a.quiet)
     out = Path(a.out)
