@@ -5,8 +5,12 @@ the answer or appended, ads drawn from the shipped catalog: a query-topic ad or 
 test-split queries, then measures:
 
 * ``cold``: responses/s of ``click_probs`` with an empty embedding cache (encoder already loaded;
-  its load time is reported separately), in batches of ``--batch``;
+  its load time is reported separately), in batches of ``--batch``, once with a new query for every
+  response and once with ``5`` responses per query (``--per-query``; the paper samples 5-10
+  responses per query), since encoding each new query is the main cold cost;
 * ``warm``: the same responses again (every text cached: parsing and arithmetic only);
+* both also per CPU-second of this process (robust to other jobs sharing the machine; with
+  ``--threads 2`` one wall second can hold up to two CPU-seconds);
 * mean CTR per construction (relevant/random ad x inside/appended, single-ad responses) -- the
   calibration the click model documents;
 * relevance AUC: the model's query-ad score (``SemanticClickModel.relevance``) on the hand-labelled
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -61,8 +66,9 @@ def _ad_phrase(ad, template, render) -> str:
     return template.format(ad=render(ad), desc=desc, desc_l=desc[0].lower() + desc[1:])
 
 
-def make_corpus(n: int, seed: int = 0):
-    """``n`` (instance, response, kind) triples; ``kind`` = (relevant?, inside?, number of ads).
+def make_corpus(n: int, seed: int = 0, per_query: int = 1):
+    """``n`` (instance, response, kind) triples, ``per_query`` different responses per instance;
+    ``kind`` = (relevant?, inside?, number of ads).
 
     A "relevant" response inserts candidates whose category is one of the query's topic tags first
     (the candidate rule always includes some); a "random" one inserts random candidates."""
@@ -74,10 +80,13 @@ def make_corpus(n: int, seed: int = 0):
     ds = load_dataset()
     queries = ds.split("test")
     out = []
-    for qi in rng.permutation(len(queries))[:n]:
-        q = queries[int(qi)]
-        cands = candidate_ads(ds, q, 10, rng)
-        inst = AuctionInstance(q.text, ds.profile(q.user_id), cands, rng.integers(1, 101, len(cands)), q.query_id)
+    n_inst = -(-n // per_query)
+    qids = rng.permutation(len(queries))[:n_inst]
+    for row in range(n):
+        if row % per_query == 0:
+            q = queries[int(qids[row // per_query])]
+            cands = candidate_ads(ds, q, 10, rng)
+            inst = AuctionInstance(q.text, ds.profile(q.user_id), cands, rng.integers(1, 101, len(cands)), q.query_id)
         n_ads = int(rng.choice([1, 1, 2, 3]))
         relevant = bool(rng.random() < 0.5)
         order = [int(i) for i in rng.permutation(len(cands))]
@@ -124,9 +133,14 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=1000, help="responses to score (default 1000)")
     ap.add_argument("--batch", type=int, default=64, help="responses per click_probs call (default 64)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    ap.add_argument("--per-query", type=int, nargs="+", default=[1, 5],
+                    help="responses per query instance, one timing each (default 1 5: every query new, "
+                         "and 5 responses per query as in the paper's DPO sampling)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON report here")
     args = ap.parse_args(argv)
+    if args.n < 1 or args.batch < 1 or min(args.per_query) < 1:
+        ap.error("--n, --batch and --per-query must be >= 1")
 
     import torch
 
@@ -139,35 +153,42 @@ def main(argv=None) -> int:
     encoder.get_text_encoder()
     load_s = time.perf_counter() - t0
     model = SemanticClickModel()
-    corpus = make_corpus(args.n, args.seed)
-    pairs = [(inst, resp) for inst, resp, _ in corpus]
-    words = np.mean([len(r.split()) for _, r in pairs])
 
-    def run(label: str) -> tuple[float, list]:
+    def run(pairs, label: str) -> tuple[float, float, list]:
         probs = []
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         for s in tqdm(range(0, len(pairs), args.batch), desc=label, leave=False):
             probs += model.click_probs(pairs[s : s + args.batch])
-        return len(pairs) / (time.perf_counter() - t), probs
+        return len(pairs) / (time.perf_counter() - t), len(pairs) / (time.process_time() - c), probs
 
-    encoder.clear_cache()
-    cold, probs = run("cold")
-    warm, _ = run("warm")
-
-    calib: dict[str, list[float]] = {}
-    for (_, _, (relevant, inside, n_ads)), p in zip(corpus, probs):
-        if n_ads == 1 and p:
-            key = f"{'relevant' if relevant else 'random'}_{'inside' if inside else 'appended'}"
-            calib.setdefault(key, []).append(next(iter(p.values())))
+    speed, calib, words, n_valid = {}, {}, [], []
+    for k in args.per_query:
+        corpus = make_corpus(args.n, args.seed, k)
+        pairs = [(inst, resp) for inst, resp, _ in corpus]
+        encoder.clear_cache()
+        cold, cold_cpu, probs = run(pairs, f"cold, {k}/query")
+        warm, warm_cpu, _ = run(pairs, f"warm, {k}/query")
+        speed[f"{k}_responses_per_query"] = {
+            "responses_per_s_cold": round(cold, 1),
+            "responses_per_s_warm": round(warm, 1),
+            "responses_per_cpu_s_cold": round(cold_cpu, 1),
+            "responses_per_cpu_s_warm": round(warm_cpu, 1),
+        }
+        words += [len(r.split()) for _, r in pairs]
+        n_valid += [len(p) for p in probs]
+        for (_, _, (relevant, inside, n_ads)), p in zip(corpus, probs):
+            if n_ads == 1 and p:
+                key = f"{'relevant' if relevant else 'random'}_{'inside' if inside else 'appended'}"
+                calib.setdefault(key, []).append(next(iter(p.values())))
     report = {
-        "responses": len(pairs),
-        "mean_words": round(float(words), 1),
-        "mean_valid_ads": round(float(np.mean([len(p) for p in probs])), 2),
+        "responses": args.n,
+        "mean_words": round(float(np.mean(words)), 1),
+        "mean_valid_ads": round(float(np.mean(n_valid)), 2),
         "threads": torch.get_num_threads(),
         "batch": args.batch,
         "encoder_load_s": round(load_s, 2),
-        "responses_per_s_cold": round(cold, 1),
-        "responses_per_s_warm": round(warm, 1),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "speed": speed,
         "target_responses_per_s": 200,
         "mean_ctr_single_ad": {k: {"n": len(v), "mean": round(float(np.mean(v)), 3)} for k, v in sorted(calib.items())},
         "relevance": relevance_auc(model),
