@@ -49,9 +49,13 @@ Presets (per subcommand: instances x bids x samples per mechanism):
 =========  ====================  ======================  =====================
 preset     monotonicity          continuity              incentives
 =========  ====================  ======================  =====================
-quick      4 x 11 x 2            1 x 11 (step 10) x 8    1 x 13 (step 10) x 6
+quick      3 x 11 x 1            1 x 11 (step 10) x 4    1 x 11 (step 10) x 4
 paper      500 x 11 x 1          1 x 100 (step 1) x 200  20 x 22 (step 5) x 50
 =========  ====================  ======================  =====================
+
+The quick preset runs MOSAIC with M=2 candidates (the leaderboard's quick preset uses 4): with
+its 2M scoring passes, one MOSAIC response costs about three plain generations on the CPU.
+``--max-new-tokens`` and ``--mosaic-m`` override the leaderboard preset.
 """
 from __future__ import annotations
 
@@ -71,12 +75,14 @@ from llm_auction_env import properties as P
 SUBCOMMANDS = ("monotonicity", "continuity", "incentives")
 DEFAULT_MECHANISMS = ("pretrained", "gsp_slot", "mosaic", "llm_auction")
 OPTIONAL = ("llm_auction", "llm_auction_oracle")
+MOSAIC_M = {"quick": 2}
+"""MOSAIC candidates per preset when ``--mosaic-m`` is not given (else the leaderboard's)."""
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "quick": {
-        "monotonicity": dict(n_instances=4, samples=2, bid_step=10.0),
-        "continuity": dict(n_instances=1, samples=8, bid_step=10.0),
-        "incentives": dict(n_instances=1, samples=6, bid_step=10.0),
+        "monotonicity": dict(n_instances=3, samples=1, bid_step=10.0),
+        "continuity": dict(n_instances=1, samples=4, bid_step=10.0),
+        "incentives": dict(n_instances=1, samples=4, bid_step=10.0),
     },
     "paper": {
         "monotonicity": dict(n_instances=500, samples=1, bid_step=10.0),
@@ -134,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--k-ads", type=_positive(int), default=None, help="candidate ads per query (leaderboard preset)")
     common.add_argument("--backend", default="transformers")
     common.add_argument("--model", default="embedded")
+    common.add_argument("--max-new-tokens", type=_positive(int), default=None, help="override the preset's")
+    common.add_argument("--mosaic-m", type=_positive(int), default=None, help="MOSAIC candidates (quick: 2)")
     common.add_argument("--pctr-path", default=None, help="pCTR checkpoint for MOSAIC's reward (else oracle click probs)")
     common.add_argument("--chunk", type=_positive(int), default=None,
                         help="split each mechanism's allocate call into chunks of this many (progress bar)")
@@ -220,7 +228,6 @@ def build_parts(args: argparse.Namespace, settings: dict, parser: argparse.Argum
     from llm_auction_env.data import load_dataset
     from llm_auction_env.llm.models import ModelConfig
     from llm_auction_env.simulate import make_instances
-    from llm_auction_env.users.base import make_click_model
     from mechanisms.base import MECHANISMS, make_mechanism
 
     names = list(args.mechanism or DEFAULT_MECHANISMS)
@@ -230,13 +237,17 @@ def build_parts(args: argparse.Namespace, settings: dict, parser: argparse.Argum
     if args.checkpoint and "llm_auction" not in MECHANISMS:
         parser.error("--checkpoint needs the llm_auction mechanism, which is not registered")
     overrides: dict[str, Any] = dict(seed=args.seed, backend=args.backend, model=args.model, pctr_path=args.pctr_path)
-    if args.k_ads is not None:
-        overrides["k_ads"] = args.k_ads
+    for key in ("k_ads", "max_new_tokens"):
+        if getattr(args, key) is not None:
+            overrides[key] = getattr(args, key)
+    mosaic_m = args.mosaic_m or MOSAIC_M.get(args.preset)
+    if mosaic_m:
+        overrides["mosaic_m"] = mosaic_m
     lb = LeaderboardConfig.from_preset(args.preset, **overrides)
     if args.command == "incentives":
         lb.mechanism_kwargs["mosaic"] = {"payment": "expected"}
     backend = ModelConfig(backend=lb.backend, model=lb.model, batch_size=lb.batch_size).make()
-    click_model = make_click_model(lb.click_model)
+    click_model = _click_model(lb.click_model)
     n_needed = settings["n_instances"] if args.command != "continuity" else args.instance + 1
     instances = make_instances(load_dataset(), "test", n_needed, lb.k_ads, rng=args.seed, bids="uniform")
 
@@ -265,12 +276,27 @@ def build_parts(args: argparse.Namespace, settings: dict, parser: argparse.Argum
             lb.mechanism_kwargs["llm_auction"] = _llm_auction_kwargs(d)
             mechs[f"llm_auction@{d.name if len(dirs) == 1 else d.relative_to(path)}"] = make_mechanism(
                 "llm_auction", **mechanism_kwargs("llm_auction", lb, backend))
+    if args.chunk is None:
+        args.chunk = 2 * lb.batch_size  # batches of the mechanisms' own size, with a progress bar
     meta = {"leaderboard_config": {k: v for k, v in vars(lb).items() if k != "mechanism_kwargs"},
             "labels": labels, "skipped": skipped}
     return Parts(mechs, click_model, instances, meta)
 
 
 # --------------------------------------------------------------------------- helpers
+def _click_model(name: str):
+    """``make_click_model(name)``; if an optional click-model module (the LLM judge) cannot be
+    imported, the semantic model's module alone is imported and the name looked up."""
+    from llm_auction_env.users.base import CLICK_MODELS, make_click_model
+
+    try:
+        return make_click_model(name)
+    except ImportError:
+        from llm_auction_env.users import semantic  # noqa: F401  (registers "semantic")
+
+        return CLICK_MODELS.make(name)
+
+
 def most_relevant_ad(inst, click_model) -> int:
     """Index of the ad with the highest exact click probability when inserted alone in a neutral
     sentence (0 when the click model gives no probabilities)."""
@@ -346,8 +372,21 @@ def _plt():
 
 def _write(out: Path, name: str, data: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{name}.json").write_text(json.dumps(data, indent=2, default=_json_default))
+    (out / f"{name}.json").write_text(json.dumps(_finite(data), indent=2, default=_json_default, allow_nan=False))
     print(f"[properties] wrote {out / (name + '.json')} and {out / (name + '.png')}", file=sys.stderr)
+
+
+def _finite(o):
+    """NaN/inf -> None (strict JSON), recursively."""
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    if isinstance(o, (float, np.floating)):
+        return float(o) if np.isfinite(o) else None
+    if isinstance(o, np.ndarray):
+        return _finite(o.tolist())
+    return o
 
 
 def _json_default(o):
