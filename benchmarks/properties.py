@@ -190,21 +190,33 @@ def _settings(args: argparse.Namespace) -> dict:
 
 
 # --------------------------------------------------------------------------- building parts
-def adapter_dirs(path: str) -> list[Path]:
-    """A LoRA adapter folder itself, or every adapter sub-folder (depth <= 2) of a run directory,
-    in natural order (epoch_2 before epoch_10)."""
+def adapter_dirs(path: str) -> list[tuple[str, Path]]:
+    """``(label, folder)`` of the policies a ``--checkpoint`` names: a LoRA adapter (or full model)
+    folder itself; for an IRPO run directory, each ``epoch_XX/policy`` (the served policy after
+    that epoch, see ``mechanisms/irpo.py``); else every adapter sub-folder (depth <= 2). Natural
+    order (epoch_2 before epoch_10)."""
     import re
 
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"checkpoint {path!r} does not exist")
-    if (p / "adapter_config.json").exists():
-        return [p]
+
+    def is_policy(d: Path) -> bool:
+        return (d / "adapter_config.json").exists() or (d / "config.json").exists()
+
+    def natural(q: Path):
+        return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(q.relative_to(p)))]
+
+    if is_policy(p):
+        return [(p.name, p)]
+    found = sorted((d for d in p.glob("*/policy") if is_policy(d)), key=natural)
+    if found:
+        return [(d.parent.name, d) for d in found]
     found = sorted({c.parent for c in p.glob("*/adapter_config.json")} | {c.parent for c in p.glob("*/*/adapter_config.json")},
-                   key=lambda q: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(q.relative_to(p)))])
+                   key=natural)
     if not found:
-        raise FileNotFoundError(f"no LoRA adapter (adapter_config.json) in {path!r} or its sub-folders")
-    return found
+        raise FileNotFoundError(f"no policy (adapter_config.json) in {path!r} or its sub-folders")
+    return [(str(d.relative_to(p)), d) for d in found]
 
 
 def _llm_auction_kwargs(adapter: Path) -> dict:
@@ -272,10 +284,9 @@ def build_parts(args: argparse.Namespace, settings: dict, parser: argparse.Argum
             dirs = adapter_dirs(path)
         except FileNotFoundError as err:
             parser.error(str(err))
-        for d in dirs:
+        for name, d in dirs:
             lb.mechanism_kwargs["llm_auction"] = _llm_auction_kwargs(d)
-            mechs[f"llm_auction@{d.name if len(dirs) == 1 else d.relative_to(path)}"] = make_mechanism(
-                "llm_auction", **mechanism_kwargs("llm_auction", lb, backend))
+            mechs[f"llm_auction@{name}"] = make_mechanism("llm_auction", **mechanism_kwargs("llm_auction", lb, backend))
     if args.chunk is None:
         args.chunk = 2 * lb.batch_size  # batches of the mechanisms' own size, with a progress bar
     meta = {"leaderboard_config": {k: v for k, v in vars(lb).items() if k != "mechanism_kwargs"},

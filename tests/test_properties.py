@@ -311,3 +311,22 @@ def test_cli_runs_on_synthetic_mechanism(tmp_path):
         assert (out / f"{cmd}.png").stat().st_size > 1000
     cont = json.loads((tmp_path / "continuity" / "continuity.json").read_text())
     assert cont["mechanisms"]["step"]["jump"]["discontinuous"]
+
+
+def test_checkpoint_folders(tmp_path):
+    from benchmarks.properties import adapter_dirs
+
+    run = tmp_path / "run"
+    for t in (1, 2, 10):
+        for sub in ("adapter", "policy"):
+            (run / f"epoch_{t:02d}" / sub).mkdir(parents=True)
+            (run / f"epoch_{t:02d}" / sub / "adapter_config.json").write_text("{}")
+    assert [n for n, _ in adapter_dirs(str(run))] == ["epoch_01", "epoch_02", "epoch_10"]
+    assert all(d.name == "policy" for _, d in adapter_dirs(str(run)))
+    one = run / "epoch_02" / "policy"
+    assert adapter_dirs(str(one)) == [("policy", one)]
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        adapter_dirs(str(tmp_path / "nope"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no policy"):
+        adapter_dirs(str(tmp_path / "empty"))
