@@ -339,10 +339,9 @@ def run_leaderboard(config: LeaderboardConfig | dict | None = None, *, backend: 
 
         backend = ModelConfig(backend=cfg.backend, model=cfg.model, sampling=_sampling(cfg), batch_size=cfg.batch_size).make()
 
-    names = list(cfg.mechanisms)
-    if BASELINE in names:  # baseline first, so paired differences can be computed for everyone
-        names.remove(BASELINE)
-        names.insert(0, BASELINE)
+    # Baseline first (paired differences need it); trained policies last, since they may put a
+    # LoRA adapter on the shared backend, which is taken off again after each of them.
+    names = sorted(cfg.mechanisms, key=lambda n: (n != BASELINE, n in OPTIONAL))
     per_mech: dict[str, list[dict]] = {}
     labels: dict[str, str] = {}
     skipped: dict[str, str] = {}
@@ -364,6 +363,8 @@ def run_leaderboard(config: LeaderboardConfig | dict | None = None, *, backend: 
         t0 = time.perf_counter()
         per_mech[name] = evaluate_mechanism(name, mech, instances, click_model, cfg, out / "checkpoints" / f"{name}.jsonl")
         timing[name] = time.perf_counter() - t0
+        if name in OPTIONAL and hasattr(backend, "load_adapter"):
+            backend.load_adapter(None)
 
     base = per_mech.get(BASELINE)
     results: dict[str, Any] = {

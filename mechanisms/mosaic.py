@@ -46,7 +46,9 @@ Config (``MosaicConfig``): ``n_candidates`` M=20 (the paper's), ``tau`` 10.0 (re
 one extra ad's penalty, alpha=10, equals one nat), ``importance_weights`` True (False drops the
 pi_ref/pi_gen ratio: a plain softmax of reward over the candidates), ``prompt_style``, ``sampling``,
 ``ctr``, ``pctr_path``, ``reward`` (Eq. 8 constants), ``payment``.
-Cost per instance: M generations plus 2M scoring passes (``InferenceCost.llm_calls = 3M``).
+Cost per instance: M generations plus 2M scoring passes (``InferenceCost.llm_calls = 3M``); the
+scoring passes' prompt tokens are counted with the generator prompt's length for both passes (the
+plain prompt is shorter, so this slightly overstates them).
 """
 from __future__ import annotations
 
