@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from llm_auction_env.llm.base import Completion
 from llm_auction_env.parsing import render
@@ -300,3 +302,22 @@ def test_judge_gives_up_after_retries_and_click_probs_are_decisions():
     assert judge.click_probs([(INST, GOOD)]) == [{CUP.ad_id: 0.0}]
     with pytest.raises(TypeError, match="backend_config"):
         LLMJudgeClickModel(backend, temperature=1.0)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    chunks=st.lists(
+        st.one_of(
+            st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40),
+            st.sampled_from([render(a) for a in ADS] + ["@x@[Ad-1]", "[Ad-4820]", "@@", "\x00", "\n", "@Ad@ [Ad-7001]"]),
+        ),
+        max_size=12,
+    )
+)
+def test_random_responses_never_raise_and_only_valid_ids_get_probs(model, chunks):
+    from llm_auction_env.parsing import placements, valid_ids
+
+    response = " ".join(chunks)
+    (p,) = model.click_probs([(INST, response)])
+    assert set(p) == set(valid_ids(placements(response, INST.ads)))
+    assert all(0.0 <= v <= 1.0 for v in p.values())

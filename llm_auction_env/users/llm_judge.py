@@ -5,7 +5,9 @@ placement is judged with ``prompts.user_llm_chat(inst, response)``; all prompts 
 one ``backend.generate`` call (temperature 0.3, top_p 0.8, top_k 20 as in App. B.2.1). A pair with
 no valid placement is not sent (nothing in it can be clicked) and gets an empty list.
 
-Output: ``sample_clicks`` -> one :class:`ClickFeedback` per valid placement (prob None).
+Output: ``sample_clicks`` -> one :class:`ClickFeedback` per valid placement (prob None). Its
+``rng`` (a Generator, or one per pair: then the first is used) draws the seed passed to the backend
+in ``Sampling.seed``; whether that makes the judge reproducible depends on the backend.
 ``has_probs = False``: the judge gives decisions, not probabilities. ``click_probs`` returns one
 fresh judgement as 0.0/1.0 per valid placement -- a single sample of the judge, *not* a click
 probability (its mean over repeated calls estimates the CTR); use ``sample_clicks`` for clicks.

@@ -180,10 +180,10 @@ def _layout(response: str, found: Sequence[Placement], cfg: SemanticConfig) -> t
     # Ad-text share: words of sentences that hold an insertion (markup words included).
     masked, last = [], 0
     for p in order:
-        masked.append(response[last : p.start])
+        masked.append(response[last : p.start].replace(_MARK, " "))
         masked.append(f" {_MARK} ")
-        last = p.end
-    masked.append(response[last:])
+        last = max(last, p.end)
+    masked.append(response[last:].replace(_MARK, " "))
     markup_words = iter([len(p.text.split()) for p in order])
     ad_words = total = 0
     for sentence in _SENTENCE_SPLIT.split("".join(masked)):
