@@ -6,8 +6,9 @@ Runs repeated auctions among ``n`` bidders that all use one strategy (``--bidder
   winner pays its bid; values i.i.d. U[0, 1] each round). Known Bayes-Nash equilibrium
   ``b(v) = (n-1)/n * v``; BNE revenue ``(n-1)/(n+1)``.
 * ``--game oracle``: the KL-regularised allocation oracle (:mod:`llm_auction_env.oracle`) on
-  synthetic candidate sets (bidders = the ad slots), or a saved ``GridOracle`` / ``AllocationOracle``
-  (``--oracle-npz``). Values per click are drawn each round from ``--value-range`` (``--values
+  synthetic candidate sets (bidders = the ad slots), a saved ``GridOracle`` / ``AllocationOracle``
+  (``--oracle-npz``), or a ``GridOracle`` measured first from a registered mechanism on shipped-data
+  instances (``--mechanism NAME``; LLM generation, so slow). Values per click are drawn each round from ``--value-range`` (``--values
   random``) or once per bidder (``--values fixed``: a complete-information game per instance set).
   Payment is first price on expectation, ``b_i * itctr_i``.
 
@@ -118,6 +119,41 @@ class StudyConfig:
     checkpoints: int = 50
     sequential: bool = False
     seed: int = 0
+
+
+def paper_instances(n_instances: int, n_ads: int, seed: int = 0, split: str = "test"):
+    """Auction instances from the shipped dataset: the first ``n_instances`` queries of ``split``,
+    ``n_ads`` candidates by the dataset's rule, bids U{1..100} (paper Sec. 5.1)."""
+    from llm_auction_env.data import candidate_ads, load_dataset
+    from llm_auction_env.types import AuctionInstance
+
+    data, rng = load_dataset(), np.random.default_rng(seed)
+    out = []
+    for q in data.split(split)[:n_instances]:
+        ads = candidate_ads(data, q, n_ads, rng)
+        bids = rng.integers(1, 101, size=len(ads)).astype(float)
+        out.append(AuctionInstance(q.text, data.profile(q.user_id), ads, bids, q.query_id))
+    return out
+
+
+def grid_oracle_from_mechanism(mechanism, instances, click_model="semantic", grid=None, n_samples: int = 4,
+                               seed: int = 0, monotone: bool = False):
+    """Measure a :class:`GridOracle` from a mechanism (object or registered name) with a click
+    model (object or registered name). Costs ``len(instances) * n_ads * len(grid) * n_samples``
+    generations: with an LLM mechanism on CPU keep all four small."""
+    from llm_auction_env.oracle import GridOracle
+
+    if isinstance(mechanism, str):
+        from mechanisms.base import make_mechanism
+
+        mechanism = make_mechanism(mechanism)
+    if isinstance(click_model, str):
+        from llm_auction_env.users.base import make_click_model
+
+        click_model = make_click_model(click_model)
+    grid = np.linspace(0.0, 100.0, 11) if grid is None else np.asarray(grid, dtype=np.float64)
+    return GridOracle.from_mechanism(mechanism, instances, click_model, grid, n_samples=n_samples, seed=seed,
+                                     monotone=monotone)
 
 
 def make_game(cfg: StudyConfig, rng: np.random.Generator):
@@ -386,6 +422,14 @@ def parse_args(argv):
     p.add_argument("--n-candidates", type=int, default=d.n_candidates)
     p.add_argument("--beta", type=float, default=d.beta, help="KL temperature of the synthetic oracle")
     p.add_argument("--oracle-npz", default=None, help="a saved oracle (llm_auction_env.oracle.save_oracle)")
+    p.add_argument("--mechanism", default=None,
+                   help="measure a GridOracle from this registered mechanism on shipped-data instances first "
+                        "(saved as <out>/grid_oracle.npz, then studied); expensive with LLM mechanisms")
+    p.add_argument("--mechanism-config", default="{}", help="JSON keyword arguments for the mechanism")
+    p.add_argument("--click-model", default="semantic")
+    p.add_argument("--grid-points", type=int, default=11, help="own-bid grid on [0, 100] for --mechanism")
+    p.add_argument("--grid-samples", type=int, default=4, help="responses per grid point for --mechanism")
+    p.add_argument("--monotone", action="store_true", help="isotonic smoothing of measured curves")
     p.add_argument("--eval-samples", type=int, default=d.eval_samples)
     p.add_argument("--sequential", action="store_true",
                    help="bidders move one after another within a round (round-robin best response) "
@@ -402,6 +446,17 @@ def main(argv: list[str] | None = None) -> int:
     if a.objective == "vm" and not a.roi_target:
         print("--objective vm needs --roi-target > 0", file=sys.stderr)
         return 2
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if a.mechanism:
+        from llm_auction_env.oracle import save_oracle
+        from mechanisms.base import make_mechanism
+
+        mech = make_mechanism(a.mechanism, **json.loads(a.mechanism_config))
+        grid_oracle = grid_oracle_from_mechanism(mech, paper_instances(a.n_instances, a.n_bidders, a.seed), a.click_model,
+                                                 np.linspace(0, 100, a.grid_points), a.grid_samples, a.seed, a.monotone)
+        a.oracle_npz, a.game = str(out / "grid_oracle.npz"), "oracle"
+        save_oracle(grid_oracle, a.oracle_npz)
     cfg = StudyConfig(
         game=a.game, n_bidders=a.n_bidders, bidder=a.bidder, objective=a.objective, roi_target=a.roi_target,
         vm_mode=a.vm_mode, mu=a.mu, rounds=a.rounds, n_buckets=a.n_buckets, n_arms=a.n_arms, arm_max=a.arm_max,
@@ -410,8 +465,6 @@ def main(argv: list[str] | None = None) -> int:
         eval_samples=a.eval_samples, sequential=a.sequential, seed=a.seed,
     )
     result = run(cfg, progress=not a.quiet)
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
     if not a.no_plots:
         result["plots"] = plot(result, out)
     (out / "result.json").write_text(json.dumps(result, indent=1))

@@ -78,3 +78,37 @@ def test_cli_writes_json_and_plots(tmp_path, capsys):
     assert (tmp_path / "equilibrium.png").stat().st_size > 1000
     assert (tmp_path / "bid_distribution.png").exists()
     assert main(["--objective", "vm", "--quiet", "--out", str(tmp_path)]) == 2
+
+
+def test_grid_oracle_from_a_mechanism_feeds_the_study(tmp_path):
+    """A cheap fake mechanism (shows ad i iff its bid >= 40) on shipped-data instances, measured into
+    a GridOracle, saved and studied through --oracle-npz."""
+    pytest.importorskip("llm_auction_env.data")
+    from benchmarks.equilibrium import grid_oracle_from_mechanism, paper_instances
+    from llm_auction_env.oracle import save_oracle
+    from llm_auction_env.parsing import placements, render, valid_ids
+    from llm_auction_env.types import Allocation
+
+    class Threshold:
+        name = "threshold"
+
+        def allocate(self, batch, rng):
+            return [Allocation(" ".join(render(a) for a, b in zip(i.ads, i.bids) if b >= 40) or "none") for i in batch]
+
+    class Flat:
+        name, has_probs = "flat", True
+
+        def click_probs(self, batch):
+            return [{i: 0.3 for i in valid_ids(placements(text, inst.ads))} for inst, text in batch]
+
+    insts = paper_instances(3, 3, seed=0)
+    assert len(insts) == 3 and all(len(i.ads) == 3 for i in insts)
+    g = grid_oracle_from_mechanism(Threshold(), insts, Flat(), grid=[0, 20, 40, 60, 100], n_samples=1)
+    np.testing.assert_allclose(g.curves[0, 0], [0, 0, 0.3, 0.3, 0.3])
+    save_oracle(g, tmp_path / "g.npz")
+    assert main(["--game", "oracle", "--n-bidders", "3", "--oracle-npz", str(tmp_path / "g.npz"), "--bidder",
+                 "best_response", "--values", "fixed", "--rounds", "5", "--eval-samples", "20", "--quiet",
+                 "--no-plots", "--out", str(tmp_path / "run")]) == 0
+    res = json.loads((tmp_path / "run" / "result.json").read_text())
+    # against a step at 40, a UM best response never bids above 40 (bidding exactly 40 wins the step)
+    assert all(b <= 40.0 + 1e-6 for b in res["last_bids"]) and max(res["last_bids"]) == pytest.approx(40.0, abs=0.5)
