@@ -33,7 +33,7 @@ def test_step_info_and_bad_actions(env):
     _, info = env.reset(seed=1)
     ad = info["instance"].ads[0]
     _, r, term, trunc, info = env.step(f"Here you go: {parsing.render(ad)} is great. @Nope@[Ad-99999]")
-    assert not term and trunc
+    assert term and not trunc
     assert info["format_errors"] == {"unknown_id": 1}
     assert set(info["clicks"]) == {ad.ad_id}
     assert r == pytest.approx(info["revenue"] - info["penalty"])
@@ -93,7 +93,7 @@ def test_vector_env_matches_single_envs():
     insts = infos["instance"]
     actions = tuple(f"Try {parsing.render(i.ads[0])} now." for i in insts)
     _, rewards, term, trunc, vinfo = venv.step(actions)
-    assert trunc.all() and not term.any()
+    assert term.all() and not trunc.any()
     for k in range(3):
         env = gym.make("LLMAuction-v0", n_ads=5)
         _, info = env.reset(seed=10 + k)

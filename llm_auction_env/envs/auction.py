@@ -14,8 +14,9 @@ Reward
     Eq. 8: ``sum_i b_i * c_i * 1(a_i in y) - lam * (alpha * N_ad + gamma * N_err)`` with clicks
     c_i drawn from the click model (bid-blind simulated user); see :mod:`llm_auction_env.reward`.
 Episode end
-    Each step is a fresh auction; the episode is truncated after ``episode_length`` auctions
-    (default 1, a contextual bandit). Never terminated by the agent.
+    Each step is a fresh auction; the episode *terminates* after ``episode_length`` auctions (a
+    user session of that many queries; default 1, a contextual bandit). Nothing follows the last
+    auction, so it is a true end, not a time limit: ``truncated`` is always False.
 Info
     ``instance`` (the :class:`AuctionInstance`, so a mechanism can act on it), and after a step:
     ``placements``, ``format_errors`` (count per kind), ``clicks``, ``click_probs``,
@@ -139,10 +140,10 @@ class LLMAuctionEnv(gym.Env):
         }
         self._last = action
         self._t += 1
-        truncated = self._t >= self.episode_length
-        if not truncated:
+        terminated = self._t >= self.episode_length
+        if not terminated:
             self.instance = self._draw_instance()
-        return self._obs(), float(out.reward), False, truncated, info
+        return self._obs(), float(out.reward), terminated, False, info
 
     def render(self):
         if self.render_mode == "ansi" and self.instance is not None:
@@ -168,5 +169,5 @@ class LLMAuctionEnv(gym.Env):
             "profile": inst.user.describe()[:MAX_TEXT],
             "ad_ids": tuple(a.ad_id for a in inst.ads),
             "ad_titles": tuple(a.title[:256] for a in inst.ads),
-            "bids": np.asarray(inst.bids, dtype=np.float64),
+            "bids": np.array(inst.bids, dtype=np.float64),  # a fresh copy per call
         }

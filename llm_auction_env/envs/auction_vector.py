@@ -51,7 +51,7 @@ class LLMAuctionVectorEnv(VectorEnv):
         pairs = [(env.instance, a) for env, a in zip(self.envs, actions)]
         feedback = self.click_model.sample_clicks(pairs, [env.np_random for env in self.envs])
         n = self.num_envs
-        rewards, truncs = np.zeros(n), np.zeros(n, dtype=bool)
+        rewards, dones = np.zeros(n), np.zeros(n, dtype=bool)
         stats = {k: np.zeros(n) for k in ("revenue", "penalty", "n_ads", "n_errors")}
         final_obs = np.full(n, None, dtype=object)
         obs = []
@@ -61,17 +61,17 @@ class LLMAuctionVectorEnv(VectorEnv):
             for key in stats:
                 stats[key][k] = getattr(out, key)
             env._last, env._t = action, env._t + 1
-            truncs[k] = env._t >= env.episode_length
-            if truncs[k]:
+            dones[k] = env._t >= env.episode_length
+            if dones[k]:
                 final_obs[k] = env._obs()
                 obs.append(env.reset()[0])
             else:
                 env.instance = env._draw_instance()
                 obs.append(env._obs())
         infos = dict(stats, instance=np.array([e.instance for e in self.envs], dtype=object))
-        if truncs.any():
-            infos.update(final_obs=final_obs, _final_obs=truncs.copy())
-        return self._stack(obs), rewards, np.zeros(n, dtype=bool), truncs, infos
+        if dones.any():
+            infos.update(final_obs=final_obs, _final_obs=dones.copy())
+        return self._stack(obs), rewards, dones, np.zeros(n, dtype=bool), infos
 
     def _stack(self, obs: list[dict]) -> dict:
         return {
