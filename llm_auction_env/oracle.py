@@ -210,7 +210,7 @@ class AllocationOracle:
         ctr = np.zeros((n, m, k))
         pen = np.zeros((n, m))
         q = np.zeros((n, m))
-        pairs, where = [], []
+        pairs, where, valid = [], [], []
         for a, (inst, responses) in enumerate(zip(instances, responses_per_instance)):
             weights = np.ones(len(responses)) if ref_weights is None else np.asarray(ref_weights[a], float)
             if weights.shape != (len(responses),):
@@ -218,16 +218,18 @@ class AllocationOracle:
             q[a, : len(responses)] = weights
             for j, text in enumerate(responses):
                 found = placements(text, inst.ads)
-                n_ad = sum(1 for p in found if p.valid)
-                pen[a, j] = penalty(n_ad, len(found) - n_ad, reward_cfg)
+                ids = {p.ad_id for p in found if p.valid}
+                pen[a, j] = penalty(len(ids), len(found) - len(ids), reward_cfg)
                 pairs.append((inst, text))
                 where.append((a, j))
+                valid.append(ids)
         for s in range(0, len(pairs), chunk):
             probs = click_model.click_probs(pairs[s : s + chunk])
-            for (a, j), (inst, text), p in zip(where[s : s + chunk], pairs[s : s + chunk], probs):
-                valid = {pl.ad_id for pl in placements(text, inst.ads) if pl.valid}
+            if len(probs) != len(pairs[s : s + chunk]):
+                raise ValueError("click_model.click_probs must return one dict per (instance, response)")
+            for (a, j), (inst, _), ids, p in zip(where[s : s + chunk], pairs[s : s + chunk], valid[s : s + chunk], probs):
                 for i, ad in enumerate(inst.ads):
-                    if ad.ad_id in valid:
+                    if ad.ad_id in ids:
                         ctr[a, j, i] = float(p.get(ad.ad_id, 0.0))
         n_ads = np.array([len(inst.ads) for inst in instances])
         return cls.from_arrays(ctr, pen, q, n_ads, beta, max_bid)

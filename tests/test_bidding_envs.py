@@ -133,6 +133,8 @@ def test_learning_others_receive_feedback():
     for _ in range(200):
         env.step([50.0])
     assert not np.allclose(others[0].log_w, 0.0)  # Hedge weights moved
+    named = LLMAuctionBiddingEnv(o, others="hedge", others_config={"n_arms": 5})
+    assert named.others[0].buckets.high == 100.0 and len(named.others[0].arms) == 5
 
 
 def test_ppo_beats_fixed_poor_policies():

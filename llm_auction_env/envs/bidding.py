@@ -9,8 +9,9 @@ click ``v`` is ``value`` (fixed) or drawn per episode from U[``value_range``]; `
 optional (required for ``objective="vm"``).
 
 **Others.** Every other ad slot bids through a :class:`agents.base.Bidder` (``others``: a registered
-name, default ``"truthful"``, or a list of Bidder objects, one per other slot) with values drawn per
-episode from U[``others_value_range``]. They get ``ctx.extra["itctr_fn"]`` for the others' last bids
+name built with ``others_config``, default ``"truthful"``, or a list of Bidder objects, one per other
+slot) with values drawn per episode from U[``others_value_range``] (``hedge``/``gradient`` others
+get that range as their ``value_range`` unless configured). They get ``ctx.extra["itctr_fn"]`` for the others' last bids
 and full-information feedback (see :mod:`agents.objectives`). Learning bidders keep learning across
 episodes, which makes the env non-stationary (by design).
 
@@ -127,7 +128,10 @@ class LLMAuctionBiddingEnv(gym.Env):
         self.others_value_range = _range(others_value_range or (1.0, self.max_bid), "others_value_range")
         self.other_slots = [i for i in range(k) if i != self.agent_ad]
         if isinstance(others, str):
-            self.others = [make_bidder(others, **(others_config or {})) for _ in self.other_slots]
+            config = dict(others_config or {})
+            if others in ("hedge", "gradient"):  # bucket their values on the others' value scale
+                config.setdefault("value_range", self.others_value_range)
+            self.others = [make_bidder(others, **config) for _ in self.other_slots]
         else:
             self.others = list(others)
             if len(self.others) != len(self.other_slots):
