@@ -92,6 +92,8 @@ class LeaderboardConfig:
     alpha: float = 10.0
     gamma: float = 50.0
     n_boot: int = 2000
+    threads: int | None = None
+    """torch CPU threads for the transformers backend (None: torch's default)."""
     resume: bool = True
     mechanism_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Extra constructor arguments per mechanism, e.g. ``{"llm_auction": {"adapter": "..."}}``."""
@@ -240,7 +242,7 @@ def label(name: str, mech: Any, cfg: LeaderboardConfig) -> str:
 
 
 def _fingerprint(name: str, cfg: LeaderboardConfig) -> str:
-    keep = {k: v for k, v in asdict(cfg).items() if k not in ("out", "mechanisms", "n_boot", "resume", "mechanism_kwargs", "preset")}
+    keep = {k: v for k, v in asdict(cfg).items() if k not in ("out", "mechanisms", "n_boot", "resume", "mechanism_kwargs", "preset", "threads")}
     keep["mechanism_kwargs"] = cfg.mechanism_kwargs.get(name, {})
     keep["mechanism"] = name
     return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -334,10 +336,13 @@ def run_leaderboard(config: LeaderboardConfig | dict | None = None, *, backend: 
         from llm_auction_env.users.base import make_click_model
 
         click_model = make_click_model(cfg.click_model)
+    injected = backend is not None
     if backend is None:
         from llm_auction_env.llm.models import ModelConfig
 
-        backend = ModelConfig(backend=cfg.backend, model=cfg.model, sampling=_sampling(cfg), batch_size=cfg.batch_size).make()
+        options = {"threads": cfg.threads} if cfg.threads and cfg.backend == "transformers" else {}
+        backend = ModelConfig(backend=cfg.backend, model=cfg.model, sampling=_sampling(cfg), batch_size=cfg.batch_size,
+                              options=options).make()
 
     # Baseline first (paired differences need it); trained policies last, since they may put a
     # LoRA adapter on the shared backend, which is taken off again after each of them.
@@ -369,7 +374,8 @@ def run_leaderboard(config: LeaderboardConfig | dict | None = None, *, backend: 
     base = per_mech.get(BASELINE)
     results: dict[str, Any] = {
         "config": asdict(cfg),
-        "meta": run_metadata(cfg, t_start, timing, len(instances)),
+        "meta": {**run_metadata(cfg, t_start, timing, len(instances)),
+                 "backend": type(backend).__name__ + (" (supplied by the caller)" if injected else "")},
         "mechanisms": {},
         "skipped": skipped,
     }
@@ -438,7 +444,7 @@ def markdown_table(results: dict) -> str:
     lines += [
         "",
         f"{meta['n_instances']} test queries, {cfg['k_ads']} candidate ads, bids U{{1..100}}, seed {meta['seed']}, "
-        f"preset `{cfg['preset']}`, model `{cfg['model']}` ({cfg['backend']}), prompt `{cfg['prompt_style']}`, "
+        f"preset `{cfg['preset']}`, model `{cfg['model']}` ({meta.get('backend', cfg['backend'])}), prompt `{cfg['prompt_style']}`, "
         f"{cfg['max_new_tokens']} new tokens, click model `{cfg['click_model']}`, commit `{meta['git_commit']}`"
         + (" (work tree had uncommitted changes)" if meta.get("git_dirty") else "") + ".",
         "Means per query with 95% bootstrap CIs (BCa, queries resampled). Revenue = sum b_i c_i over valid "
@@ -518,6 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mosaic-tau", type=float)
     p.add_argument("--pctr-path", help="trained pCTR checkpoint for MOSAIC's reward (default: oracle click model)")
     p.add_argument("--n-boot", type=int, help="bootstrap resamples (default 2000)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (transformers backend)")
     p.add_argument("--mechanism-kwargs", help='JSON: {"llm_auction": {"adapter": "path"}}')
     p.add_argument("--no-resume", action="store_true", help="ignore checkpoints in --out")
     return p
@@ -526,7 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> LeaderboardConfig:
     over: dict[str, Any] = {"seed": args.seed, "out": args.out, "resume": not args.no_resume}
     for key in ("n_queries", "k_ads", "backend", "model", "prompt_style", "max_new_tokens", "batch_size",
-                "mosaic_m", "mosaic_tau", "pctr_path", "n_boot"):
+                "mosaic_m", "mosaic_tau", "pctr_path", "n_boot", "threads"):
         if getattr(args, key) is not None:
             over[key] = getattr(args, key)
     if args.mechanisms:
