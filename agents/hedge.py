@@ -18,7 +18,7 @@ so each bucket runs exact Hedge on a scaled objective).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 

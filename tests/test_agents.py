@@ -1,7 +1,6 @@
 """Bidder agents: registry, fixed rules, best response, Hedge/EXP3, gradient, SB3 wrapper, bad inputs."""
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
