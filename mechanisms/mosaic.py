@@ -2,7 +2,9 @@
 Advertising", NeurIPS 2025, arXiv:2405.05905), re-implemented as LLM-Auction's Table 2 did: "with
 our own reward model" and M candidates per query.
 
-Allocation (MOSAIC Sec. 4, Algorithm 1). For one instance:
+Allocation (MOSAIC Algorithm 1, "Allocation Rule for MOSAIC": inputs x, pi_ref, pi_gen, the
+advertisers' reward functions r_i, M and the reference-LLM weight tau; output a reply drawn from
+the optimal distribution of its Eq. (1) for the aggregate reward). For one instance:
 
 1. draw M candidate responses y_1..y_M from the context-aware generator pi_gen (the Ad-LLM prompt
    of App. B, which lists the ads and their bids);
@@ -14,7 +16,12 @@ Allocation (MOSAIC Sec. 4, Algorithm 1). For one instance:
    probability ``pi_j = w_j / sum_k w_k``. This is self-normalised importance sampling of the
    KL-regularised optimum ``pi*(y) ∝ pi_ref(y) exp(r(y)/tau)`` (MOSAIC Eq. 1).
 
-Payments (MOSAIC Sec. 4, the Rochet-style payment rule built on the log-sum-exp potential).
+Payments (the Rochet-style rule built on the log-sum-exp potential). MOSAIC states two properties
+of its payment rule (abstract, Sec. 1): truthful reporting is a dominant strategy, and each
+advertiser's utility equals its contribution to social welfare. Only the paper's abstract,
+introduction and Algorithm 1 were available to us offline, not the payment section's text, so the
+formula below is the Rochet payment for the potential G that has exactly these two properties; the
+tests check them numerically rather than trusting the transcription.
 With ``rho_j = softmax_j(log pi_ref(y_j) - log pi_gen(y_j))`` the candidate set's importance
 weights, the potential is ``G(r) = tau * log sum_j rho_j exp(r(y_j)/tau)``; the selection
 distribution is its gradient, ``pi = dG/dr``, and ``G(r) = max_q E_q[r] - tau * KL(q || rho)``.
