@@ -1,0 +1,694 @@
+"""IRPO: Iterative Reward-Preference Optimization (paper Sec. 4.1.2, Algorithm 1), one readable file.
+
+``llm-auction train --preset quick [--reward pctr|oracle] [--run-dir D] [--resume]``
+
+Each epoch t = 1..T, with the policy pi_{t-1} (epoch 1: the base model, or base + ``init_adapter``,
+e.g. the warm-start SFT of ``mechanisms/sft.py``):
+
+1. **deploy** (``--reward pctr`` only): fresh bids U{1..100} for every training query, ``k_deploy``
+   responses each (paper: 10), clicks from the click model -> click log D_t.
+2. **pctr**: the pCTR model (``mechanisms/pctr.py``) continues training from psi_{t-1} on D_t;
+   held-out log-loss / AUC are logged. With ``--reward oracle`` phases 1-2 are skipped: the
+   reward uses the click model's exact click probabilities (the paper's LLM-Auction (Oracle)).
+3. **samples**: fresh bids again, ``m_samples`` responses per query (paper: 5), each scored with
+   Eq. 8 where the click c_i is replaced by the reward model's click probability (Eq. 5).
+4. **pairs**: winner = argmax reward; losers = responses with r_w - r_l > ``delta_th`` (10);
+   at most ``max_pairs_per_query`` losers per query, largest gap first (ours; 0 = all, the paper).
+5. **dpo**: TRL ``DPOTrainer`` (sigmoid loss, beta 0.1) on the pairs. With ``lora_r > 0`` (CPU) a
+   fresh LoRA is trained on top of pi_{t-1}, whose weights are the merged policy, so peft's
+   adapter-disabled model *is* pi_{t-1}: the reference is always the previous epoch's policy, as in
+   the paper. The policy after the epoch is saved as one exact LoRA adapter: the concatenation of all
+   epoch adapters (ranks add up; ``B1 A1 + B2 A2 = [B1 B2][A1; A2]``), so a served policy is the base
+   model plus one small adapter. With ``lora_r = 0`` (paper preset: full fine-tune) the reference is
+   an explicit copy of pi_{t-1} and the policy is saved as a full model folder.
+
+Checkpointing and resume: every phase writes its artifact into ``<run_dir>/epoch_XX/`` atomically
+(temporary file/folder + rename), and a phase whose artifact exists is loaded, never recomputed:
+``deploy.jsonl``, ``pctr/`` (+ ``pctr_metrics.json``), ``samples.jsonl``, ``pairs.jsonl``,
+``adapter/`` and ``policy/`` (+ ``dpo_metrics.json``), ``metrics.json``. Randomness never
+carries over between phases: phase p of epoch t draws from ``np.random.default_rng([seed, t, p])``
+(its bids, generation seed and click draws), and the policy is always rebuilt from the saved
+adapters, so an interrupted run resumed with ``--resume`` yields the same artifacts as an
+uninterrupted one. ``<run_dir>/metrics.json`` holds the per-epoch log and ``curves.png`` plots it:
+mean sampled reward (under the reward model, and under the click model's exact probabilities when it
+has them), format-error rate, ads per response, pCTR AUC, DPO loss / accuracy / margins, pairs kept,
+wall time per phase.
+
+CPU aids (issue 7, item 7): ``constrain_ads`` samples with constrained ad markup
+(``llm_auction_env/llm/constrained.py``: the model decides whether and where to open ``@``, then
+only candidate ``Title@[Ad-ID]`` continuations are allowed); ``init_adapter`` starts from a
+warm-start SFT adapter. The served mechanism must use the same settings (``mechanisms/llm_auction.py``).
+
+Multi-GPU / at scale (same code): sampling goes through any text backend; with vLLM installed set
+``backend="vllm"`` (DESIGN.md section 6). The DPO phase runs under Accelerate unchanged::
+
+    accelerate config   # e.g. multi-GPU, DeepSpeed ZeRO-2 or FSDP, bf16
+    accelerate launch -m mechanisms.irpo --preset paper --reward pctr --run-dir runs/paper
+
+Every process runs the same phases on the same seeds (sampling is cheap next to DPO at 4B on vLLM;
+set ``backend="vllm"``), and ``DPOTrainer`` shards the DPO batches across GPUs. The ``paper`` preset
+is the paper's settings (Qwen3-4B-Instruct, full fine-tune, lr 1e-6 cosine, warmup 0.1, batch 64,
+beta 0.1, delta_th 10, K=10, M=5, 100 candidate ads); set ``bf16=True`` there (App. B.2.3) -- on
+this CPU keep ``bf16=False`` (DESIGN pitfall 6).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from llm_auction_env import parsing, reward
+from llm_auction_env.llm.base import Chat, Sampling
+from llm_auction_env.types import AuctionInstance
+
+from .pctr import PCTRConfig, PCTRModel, records_from_feedback
+
+PHASES = ("deploy", "pctr", "samples", "pairs", "dpo")
+
+
+@dataclass
+class IRPOConfig:
+    """All IRPO hyperparameters (``PRESETS`` holds ``quick`` and ``paper``)."""
+
+    run_dir: str = "runs/irpo"
+    seed: int = 0
+    reward: str = "pctr"
+    """``pctr`` (LLM-Auction) or ``oracle`` (exact click probabilities of the click model)."""
+    epochs: int = 2
+    # data
+    n_queries: int = 32
+    k_ads: int = 8
+    click_model: str = "semantic"
+    prompt_style: str = "compact"
+    # policy
+    model: str = "embedded"
+    init_adapter: str | None = None
+    constrain_ads: bool = False
+    # sampling (paper Ad-LLM: 0.7 / 0.8 / 20)
+    k_deploy: int = 4
+    m_samples: int = 4
+    max_new_tokens: int = 96
+    temperature: float = 0.7
+    top_p: float = 0.8
+    top_k: int = 20
+    gen_batch_size: int = 16
+    # reward (Eq. 8) and pairs
+    lam: float = 1.0
+    alpha: float = 10.0
+    gamma: float = 50.0
+    delta_th: float = 10.0
+    max_pairs_per_query: int = 2
+    # DPO
+    beta: float = 0.1
+    learning_rate: float = 5e-5
+    lr_scheduler_type: str = "cosine"
+    warmup_ratio: float = 0.1
+    per_device_batch: int = 2
+    grad_accum: int = 2
+    dpo_epochs: float = 1.0
+    max_length: int = 512
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    bf16: bool = False
+    # reward model
+    pctr: PCTRConfig = field(default_factory=PCTRConfig)
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.pctr, dict):
+            self.pctr = PCTRConfig(**self.pctr)
+        self.lora_targets = tuple(self.lora_targets)
+        if self.reward not in ("pctr", "oracle"):
+            raise ValueError(f"reward must be 'pctr' or 'oracle', got {self.reward!r}")
+        if self.m_samples < 2:
+            raise ValueError(f"m_samples must be >= 2 to form pairs, got {self.m_samples}")
+        if self.epochs < 1 or self.n_queries < 1 or self.k_deploy < 1:
+            raise ValueError("epochs, n_queries and k_deploy must be >= 1")
+
+    @property
+    def reward_cfg(self) -> reward.RewardConfig:
+        return reward.RewardConfig(self.lam, self.alpha, self.gamma)
+
+    def sampling(self, seed: int) -> Sampling:
+        return Sampling(self.temperature, self.top_p, self.top_k, self.max_new_tokens, seed=seed)
+
+
+PRESETS: dict[str, IRPOConfig] = {
+    # CPU minutes on the embedded SmolLM2-135M (sizes measured in benchmarks/RESULTS_irpo.md).
+    "quick": IRPOConfig(),
+    # The paper's settings (App. B.2.3); needs GPUs (see the module docstring).
+    "paper": IRPOConfig(
+        epochs=3, n_queries=12000, k_ads=100, model="Qwen/Qwen3-4B-Instruct-2507", prompt_style="paper",
+        k_deploy=10, m_samples=5, max_new_tokens=2048, gen_batch_size=256, max_pairs_per_query=0,
+        learning_rate=1e-6, per_device_batch=8, grad_accum=8, max_length=8192, lora_r=0, bf16=True,
+        click_model="llm_judge", pctr=PCTRConfig(encoder="Qwen/Qwen3-Embedding-0.6B"),
+    ),
+}
+
+
+# ----------------------------------------------------------------------------- components
+@dataclass
+class Components:
+    """What IRPO takes from the rest of the library; :func:`build_components` makes them from the
+    config, tests inject small ones (tiny random Llama, a toy click model)."""
+
+    instances: list[AuctionInstance]
+    """The training queries; bids are redrawn U{1..100} in every phase."""
+    click_model: Any
+    chat: Callable[[AuctionInstance], Chat]
+    load_base: Callable[[], tuple[Any, Any]]
+    """Returns a fresh (model, tokenizer) with the base weights, fp32."""
+    pctr_encoder: Any = None
+
+
+def build_components(cfg: IRPOConfig) -> Components:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from llm_auction_env.data import load_dataset
+    from llm_auction_env.llm.models import resolve_model_path
+    from llm_auction_env.prompts import ad_llm_chat
+    from llm_auction_env.simulate import make_instances
+
+    dataset = load_dataset()
+    instances = make_instances(dataset, "train", cfg.n_queries, cfg.k_ads, rng=cfg.seed)
+    path = resolve_model_path(cfg.model)
+
+    def load_base():
+        dtype = torch.bfloat16 if cfg.bf16 else torch.float32
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+        return model, AutoTokenizer.from_pretrained(path)
+
+    return Components(
+        instances=instances,
+        click_model=_click_model(cfg.click_model),
+        chat=lambda inst: ad_llm_chat(inst, style=cfg.prompt_style),
+        load_base=load_base,
+    )
+
+
+def _click_model(name: str):
+    """Build a click model by name, importing only its own module (``users/<name>.py``)."""
+    import importlib
+
+    from llm_auction_env.users.base import CLICK_MODELS
+
+    importlib.import_module(f"llm_auction_env.users.{name}")
+    return CLICK_MODELS.make(name)
+
+
+# ----------------------------------------------------------------------------- small helpers
+def _phase_rng(cfg: IRPOConfig, epoch: int, phase: str) -> np.random.Generator:
+    return np.random.default_rng([cfg.seed, epoch, PHASES.index(phase)])
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    _atomic_write(path, json.dumps(obj, indent=1, default=float))
+
+
+def _write_jsonl(path: Path, rows: Sequence[dict]) -> None:
+    _atomic_write(path, "".join(json.dumps(r, default=float) + "\n" for r in rows))
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@contextlib.contextmanager
+def _atomic_dir(path: Path):
+    """Yield a temporary folder that replaces ``path`` only if the block completes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def fresh_bids(instances: Sequence[AuctionInstance], rng: np.random.Generator) -> list[AuctionInstance]:
+    """Each instance with new integer bids U{1..100} (paper Sec. 5.2.3)."""
+    return [inst.with_bids(rng.integers(1, 101, size=len(inst.ads)).astype(np.float64)) for inst in instances]
+
+
+def preference_pairs(rewards: Sequence[float], delta_th: float, max_pairs: int = 0) -> list[tuple[int, int]]:
+    """(winner, loser) index pairs of Algorithm 1, lines 14-15: the winner is the first argmax,
+    losers are the responses with ``r_w - r_l > delta_th``, largest gap first, at most ``max_pairs``
+    of them (0 = all)."""
+    r = np.asarray(rewards, dtype=np.float64)
+    if r.size < 2:
+        return []
+    w = int(np.argmax(r))
+    losers = sorted((l for l in range(r.size) if l != w and r[w] - r[l] > delta_th), key=lambda l: (r[l], l))
+    if max_pairs > 0:
+        losers = losers[:max_pairs]
+    return [(w, l) for l in losers]
+
+
+def score_responses(
+    pairs: Sequence[tuple[AuctionInstance, str]], ctrs: Sequence[dict[str, float]], cfg: reward.RewardConfig
+) -> list[dict]:
+    """Eq. 8 with click probabilities ``ctrs`` in place of clicks (Eq. 5), plus format statistics."""
+    out = []
+    for (inst, text), ctr in zip(pairs, ctrs, strict=True):
+        found = parsing.placements(text, inst.ads)
+        r, rev, pen = reward.reward(inst, found, ctr, cfg)
+        n_err = sum(1 for p in found if not p.valid)
+        out.append({"reward": r, "revenue": rev, "penalty": pen, "n_ads": len(parsing.valid_ids(found)), "n_err": n_err})
+    return out
+
+
+def concat_adapters(sources: Sequence[str | os.PathLike], out: str | os.PathLike) -> None:
+    """Write one LoRA adapter equal to the sum of ``sources`` (same base, same target modules):
+    per module ``A = [A_1; A_2; ...]``, ``B = [s_1 B_1, s_2 B_2, ...]`` with ``s_k = alpha_k / r_k``,
+    saved with ``r = lora_alpha = sum r_k`` (scaling 1). Exact, unlike a re-factorisation."""
+    from safetensors.torch import load_file, save_file
+
+    configs, tensors = [], []
+    for src in sources:
+        configs.append(json.loads((Path(src) / "adapter_config.json").read_text()))
+        tensors.append(load_file(str(Path(src) / "adapter_model.safetensors")))
+    for c in configs:
+        if c.get("use_rslora") or c.get("rank_pattern") or c.get("alpha_pattern") or c.get("use_dora"):
+            raise ValueError("concat_adapters supports plain LoRA only (no rsLoRA / DoRA / rank patterns)")
+    if any(set(t) != set(tensors[0]) for t in tensors):
+        raise ValueError("adapters to concatenate must target the same modules")
+    merged = {}
+    for key in tensors[0]:
+        if ".lora_A." in key:
+            merged[key] = torch.cat([t[key] for t in tensors], dim=0).contiguous()
+        elif ".lora_B." in key:
+            merged[key] = torch.cat(
+                [t[key] * (c["lora_alpha"] / c["r"]) for t, c in zip(tensors, configs)], dim=1
+            ).contiguous()
+        else:
+            raise ValueError(f"unexpected tensor {key} in a LoRA adapter")
+    config = dict(configs[0])
+    total = sum(c["r"] for c in configs)
+    config.update(r=total, lora_alpha=total)
+    with _atomic_dir(Path(out)) as tmp:
+        save_file(merged, str(tmp / "adapter_model.safetensors"))
+        (tmp / "adapter_config.json").write_text(json.dumps(config, indent=1))
+
+
+# ----------------------------------------------------------------------------- the trainer
+class IRPO:
+    """Runs Algorithm 1 with checkpointed phases (see the module docstring)."""
+
+    def __init__(self, cfg: IRPOConfig, components: Components | None = None,
+                 hook: Callable[[int, str], None] | None = None) -> None:
+        self.cfg = cfg
+        self.comps = components or build_components(cfg)
+        self.hook = hook
+        self.run = Path(cfg.run_dir)
+        self._policy: tuple[Any, Any, str | None] | None = None  # (model, tokenizer, policy source)
+
+    # -- paths
+    def epoch_dir(self, t: int) -> Path:
+        return self.run / f"epoch_{t:02d}"
+
+    def policy_source(self, t: int) -> str | None:
+        """Saved policy after epoch ``t`` (t = 0: the initial adapter, or None for the base)."""
+        if t == 0:
+            return self.cfg.init_adapter
+        d = self.epoch_dir(t) / "policy"
+        return str(d) if (d / "config.json").exists() or (d / "adapter_config.json").exists() else \
+            self.policy_source(t - 1)
+
+    # -- policy
+    def load_policy(self, source: str | None):
+        """pi from a saved policy: base + merged adapter, or a full model folder."""
+        if self._policy is not None and self._policy[2] == source:
+            return self._policy[0], self._policy[1]
+        self._policy = None
+        model, tokenizer = self.comps.load_base()
+        if source is not None and (Path(source) / "adapter_config.json").exists():
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, source).merge_and_unload()
+        elif source is not None:
+            from transformers import AutoModelForCausalLM
+
+            model = AutoModelForCausalLM.from_pretrained(source, dtype=model.dtype)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        model.eval()
+        self._policy = (model, tokenizer, source)
+        return model, tokenizer
+
+    def backend(self, source: str | None):
+        from llm_auction_env.llm.transformers_backend import TransformersBackend
+
+        model, tokenizer = self.load_policy(source)
+        return TransformersBackend.from_model(model, tokenizer, batch_size=self.cfg.gen_batch_size)
+
+    def sample(self, source: str | None, instances: Sequence[AuctionInstance], n: int, seed: int) -> list[list[str]]:
+        backend = self.backend(source)
+        chats = [self.comps.chat(inst) for inst in instances]
+        kwargs = {"constrain_ads": [inst.ads for inst in instances]} if self.cfg.constrain_ads else {}
+        out = backend.generate(chats, n, self.cfg.sampling(seed), progress=True, **kwargs)
+        return [[c.text for c in row] for row in out]
+
+    # -- phases
+    def phase_deploy(self, t: int, source: str | None) -> list[dict]:
+        rng = _phase_rng(self.cfg, t, "deploy")
+        insts = fresh_bids(self.comps.instances, rng)
+        texts = self.sample(source, insts, self.cfg.k_deploy, int(rng.integers(2**31)))
+        pairs = [(inst, y) for inst, ys in zip(insts, texts) for y in ys]
+        feedback = self.comps.click_model.sample_clicks(pairs, rng)
+        scored = score_responses(pairs, [{f.ad_id: float(f.clicked) for f in fb} for fb in feedback], self.cfg.reward_cfg)
+        rows = []
+        for k, ((inst, y), fb, s) in enumerate(zip(pairs, feedback, scored)):
+            rows.append({"i": k // self.cfg.k_deploy, "bids": inst.bids.tolist(), "response": y,
+                         "clicks": {f.ad_id: int(f.clicked) for f in fb}, **s})
+        return rows
+
+    def _deploy_pairs(self, rows: list[dict]) -> list[tuple[AuctionInstance, str]]:
+        return [(self.comps.instances[r["i"]].with_bids(r["bids"]), r["response"]) for r in rows]
+
+    def phase_pctr(self, t: int, rows: list[dict]) -> tuple[PCTRModel, dict]:
+        prev = self.epoch_dir(t - 1) / "pctr"
+        model = PCTRModel.load(prev, self.comps.pctr_encoder) if t > 1 and prev.exists() else \
+            PCTRModel(self.cfg.pctr, self.comps.pctr_encoder)
+        from llm_auction_env.types import ClickFeedback
+
+        pairs = self._deploy_pairs(rows)
+        feedback = [[ClickFeedback(a, bool(c)) for a, c in r["clicks"].items()] for r in rows]
+        records = records_from_feedback(pairs, feedback)
+        metrics = model.fit(records) if records else {"n_train": 0, "auc": float("nan"), "logloss": float("nan")}
+        return model, metrics
+
+    def reward_model(self, t: int) -> Callable[[list[tuple[AuctionInstance, str]]], list[dict[str, float]]]:
+        if self.cfg.reward == "oracle":
+            return self.comps.click_model.click_probs
+        model = PCTRModel.load(self.epoch_dir(t) / "pctr", self.comps.pctr_encoder)
+        return model.predict
+
+    def phase_samples(self, t: int, source: str | None) -> list[dict]:
+        rng = _phase_rng(self.cfg, t, "samples")
+        insts = fresh_bids(self.comps.instances, rng)
+        texts = self.sample(source, insts, self.cfg.m_samples, int(rng.integers(2**31)))
+        pairs = [(inst, y) for inst, ys in zip(insts, texts) for y in ys]
+        ctrs = self.reward_model(t)(pairs)
+        scored = score_responses(pairs, ctrs, self.cfg.reward_cfg)
+        true = None
+        if getattr(self.comps.click_model, "has_probs", False):
+            true = score_responses(pairs, self.comps.click_model.click_probs(pairs), self.cfg.reward_cfg)
+        rows = []
+        for k, ((inst, y), s) in enumerate(zip(pairs, scored)):
+            row = {"i": k // self.cfg.m_samples, "bids": inst.bids.tolist(), "response": y, "ctr": ctrs[k], **s}
+            if true is not None:
+                row["true_reward"] = true[k]["reward"]
+            rows.append(row)
+        return rows
+
+    def phase_pairs(self, rows: list[dict], source: str | None) -> list[dict]:
+        backend = self.backend(source)
+        by_query: dict[int, list[dict]] = {}
+        for r in rows:
+            by_query.setdefault(r["i"], []).append(r)
+        out = []
+        for i, group in sorted(by_query.items()):
+            inst = self.comps.instances[i].with_bids(group[0]["bids"])
+            prompt = backend.chat_text(self.comps.chat(inst))
+            for w, l in preference_pairs([g["reward"] for g in group], self.cfg.delta_th, self.cfg.max_pairs_per_query):
+                if group[w]["response"] == group[l]["response"]:
+                    continue
+                out.append({"i": i, "prompt": prompt, "chosen": group[w]["response"], "rejected": group[l]["response"],
+                            "r_w": group[w]["reward"], "r_l": group[l]["reward"]})
+        return out
+
+    def phase_dpo(self, t: int, source: str | None, pairs: list[dict]) -> dict:
+        """Train on ``pairs``; writes ``adapter/`` (this epoch's LoRA) and ``policy/``."""
+        from datasets import Dataset
+        from trl import DPOConfig, DPOTrainer
+
+        cfg, ep = self.cfg, self.epoch_dir(t)
+        start = time.time()
+        model, tokenizer = self.load_policy(source)
+        self._policy = None  # the trainer modifies the model in place
+        tokenizer.padding_side = "right"  # TRL pads explicitly; set for any tokenizer call it makes
+        data = Dataset.from_list([{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in pairs])
+        n_steps = max(1, int(np.ceil(len(pairs) / (cfg.per_device_batch * cfg.grad_accum) * cfg.dpo_epochs)))
+        work = ep / ".dpo_work"
+        args = DPOConfig(
+            output_dir=str(work), beta=cfg.beta, learning_rate=cfg.learning_rate,
+            lr_scheduler_type=cfg.lr_scheduler_type, warmup_steps=int(np.ceil(cfg.warmup_ratio * n_steps)),
+            per_device_train_batch_size=cfg.per_device_batch, gradient_accumulation_steps=cfg.grad_accum,
+            num_train_epochs=cfg.dpo_epochs, max_length=cfg.max_length, bf16=cfg.bf16,
+            use_cpu=not torch.cuda.is_available(), gradient_checkpointing=False, logging_steps=1,
+            save_strategy="no", report_to="none", seed=cfg.seed + t, data_seed=cfg.seed + t,
+        )
+        ref_model = None
+        peft_config = None
+        if cfg.lora_r > 0:
+            from peft import LoraConfig
+
+            peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
+                                     target_modules=list(cfg.lora_targets), task_type="CAUSAL_LM")
+        else:
+            ref_model = copy.deepcopy(model).eval()  # explicit reference = pi_{t-1} (DESIGN pitfall 2)
+        trainer = DPOTrainer(model=model, ref_model=ref_model, args=args, train_dataset=data,
+                             processing_class=tokenizer, peft_config=peft_config)
+        trainer.train()
+        logs = [h for h in trainer.state.log_history if "loss" in h]
+
+        def mean_of(key: str) -> float:
+            vals = [h[key] for h in logs if key in h]
+            return float(np.mean(vals)) if vals else float("nan")
+
+        metrics = {"dpo_loss": mean_of("loss"), "dpo_accuracy": mean_of("rewards/accuracies"),
+                   "dpo_margin": mean_of("rewards/margins"), "dpo_steps": len(logs),
+                   "dpo_loss_last": logs[-1]["loss"] if logs else float("nan"), "dpo_log": logs}
+        if cfg.lora_r > 0:
+            with _atomic_dir(ep / "adapter") as tmp:
+                trainer.model.save_pretrained(str(tmp))
+            chain = [s for s in (source, str(ep / "adapter")) if s is not None]
+            if len(chain) == 1:
+                with _atomic_dir(ep / "policy") as tmp:
+                    for f in ("adapter_config.json", "adapter_model.safetensors"):
+                        shutil.copy(Path(chain[0]) / f, tmp / f)
+            else:
+                concat_adapters(chain, ep / "policy")
+        else:
+            with _atomic_dir(ep / "policy") as tmp:
+                trainer.model.save_pretrained(str(tmp))
+                tokenizer.save_pretrained(str(tmp))
+        shutil.rmtree(work, ignore_errors=True)
+        metrics["dpo_seconds"] = time.time() - start
+        return metrics
+
+    # -- the loop
+    def _done(self, t: int, phase: str) -> bool:
+        ep = self.epoch_dir(t)
+        return {
+            "deploy": (ep / "deploy.jsonl").exists(),
+            "pctr": (ep / "pctr_metrics.json").exists(),
+            "samples": (ep / "samples.jsonl").exists(),
+            "pairs": (ep / "pairs.jsonl").exists(),
+            "dpo": (ep / "dpo_metrics.json").exists(),
+        }[phase]
+
+    def _after(self, t: int, phase: str) -> None:
+        if self.hook is not None:
+            self.hook(t, phase)
+
+    def train(self) -> list[dict]:
+        cfg = self.cfg
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.run.mkdir(parents=True, exist_ok=True)
+        _write_json(self.run / "config.json", asdict(cfg))
+        history = []
+        for t in range(1, cfg.epochs + 1):
+            ep = self.epoch_dir(t)
+            if (ep / "metrics.json").exists():
+                history.append(json.loads((ep / "metrics.json").read_text()))
+                continue
+            source = self.policy_source(t - 1)
+            seconds: dict[str, float] = {}
+            m: dict[str, Any] = {"epoch": t, "reward_model": cfg.reward, "policy_in": source}
+            if cfg.reward == "pctr":
+                if not self._done(t, "deploy"):
+                    t0 = time.time()
+                    _write_jsonl(ep / "deploy.jsonl", self.phase_deploy(t, source))
+                    seconds["deploy"] = time.time() - t0
+                    self._after(t, "deploy")
+                deploy = _read_jsonl(ep / "deploy.jsonl")
+                m["deploy_reward_clicks"] = float(np.mean([r["reward"] for r in deploy]))
+                m["deploy_revenue_clicks"] = float(np.mean([r["revenue"] for r in deploy]))
+                if not self._done(t, "pctr"):
+                    t0 = time.time()
+                    model, pm = self.phase_pctr(t, deploy)
+                    model.save(ep / "pctr")
+                    _write_json(ep / "pctr_metrics.json", pm)
+                    seconds["pctr"] = time.time() - t0
+                    self._after(t, "pctr")
+                pm = json.loads((ep / "pctr_metrics.json").read_text())
+                m.update({"pctr_auc": pm.get("auc"), "pctr_logloss": pm.get("logloss"), "click_log_rows": pm.get("n_train", 0) + pm.get("n_heldout", 0)})
+            if not self._done(t, "samples"):
+                t0 = time.time()
+                _write_jsonl(ep / "samples.jsonl", self.phase_samples(t, source))
+                seconds["samples"] = time.time() - t0
+                self._after(t, "samples")
+            samples = _read_jsonl(ep / "samples.jsonl")
+            m.update(summarize_samples(samples))
+            if not self._done(t, "pairs"):
+                _write_jsonl(ep / "pairs.jsonl", self.phase_pairs(samples, source))
+                self._after(t, "pairs")
+            pairs = _read_jsonl(ep / "pairs.jsonl")
+            m["pairs_kept"] = len(pairs)
+            m["queries_with_pairs"] = len({p["i"] for p in pairs})
+            if not self._done(t, "dpo"):
+                if pairs:
+                    dm = self.phase_dpo(t, source, pairs)
+                else:  # nothing to prefer: the policy carries over unchanged
+                    dm = {"dpo_steps": 0, "note": "no pair passed delta_th; policy unchanged"}
+                seconds["dpo"] = dm.get("dpo_seconds", 0.0)
+                _write_json(ep / "dpo_metrics.json", dm)
+                self._after(t, "dpo")
+            dm = json.loads((ep / "dpo_metrics.json").read_text())
+            m.update({k: v for k, v in dm.items() if k != "dpo_log"})
+            m["seconds"] = seconds
+            m["policy_out"] = self.policy_source(t)
+            _write_json(ep / "metrics.json", m)
+            history.append(m)
+            _write_json(self.run / "metrics.json", history)
+            plot_curves(history, self.run / "curves.png")
+        return history
+
+
+def summarize_samples(rows: list[dict]) -> dict[str, float]:
+    """Mean sampled reward (reward model; click model when exact), format-error rate, ads/response."""
+    out = {
+        "sampled_reward": float(np.mean([r["reward"] for r in rows])),
+        "sampled_revenue": float(np.mean([r["revenue"] for r in rows])),
+        "format_error_rate": float(np.mean([r["n_err"] > 0 for r in rows])),
+        "errors_per_response": float(np.mean([r["n_err"] for r in rows])),
+        "ads_per_response": float(np.mean([r["n_ads"] for r in rows])),
+        "valid_insertion_rate": float(np.mean([r["n_ads"] > 0 and r["n_err"] == 0 for r in rows])),
+        "n_samples": len(rows),
+    }
+    if rows and "true_reward" in rows[0]:
+        out["sampled_true_reward"] = float(np.mean([r["true_reward"] for r in rows]))
+    return out
+
+
+def plot_curves(history: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [("sampled_reward", "sampled reward (reward model)"), ("sampled_true_reward", "sampled reward (exact CTR)"),
+            ("format_error_rate", "format-error rate"), ("ads_per_response", "valid ads / response"),
+            ("pctr_auc", "pCTR held-out AUC"), ("dpo_loss", "DPO loss"), ("dpo_accuracy", "DPO accuracy"),
+            ("dpo_margin", "DPO margin"), ("pairs_kept", "pairs kept")]
+    keys = [(k, lab) for k, lab in keys if any(isinstance(h.get(k), (int, float)) for h in history)]
+    fig, axes = plt.subplots(1, len(keys), figsize=(2.6 * len(keys), 2.6), squeeze=False)
+    for ax, (k, lab) in zip(axes[0], keys):
+        xs = [h["epoch"] for h in history if isinstance(h.get(k), (int, float))]
+        ax.plot(xs, [h[k] for h in history if isinstance(h.get(k), (int, float))], marker="o")
+        ax.set_title(lab, fontsize=8)
+        ax.set_xlabel("epoch", fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------- CLI
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="llm-auction train", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", choices=sorted(PRESETS), default="quick")
+    p.add_argument("--reward", choices=["pctr", "oracle"], default=None)
+    p.add_argument("--run-dir", default=None, help="default: runs/irpo-<preset>-<reward>")
+    p.add_argument("--resume", action="store_true", help="continue a run dir, reusing every finished phase")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="override IRPOConfig fields, e.g. epochs=1 n_queries=8 constrain_ads=true")
+    p.add_argument("--export", default=None, help="copy the final policy adapter + metrics here")
+    return p.parse_args(argv)
+
+
+def _override(cfg: IRPOConfig, pairs: list[str]) -> IRPOConfig:
+    changes: dict[str, Any] = {}
+    fields = {f.name: f for f in dataclasses.fields(IRPOConfig)}
+    for item in pairs:
+        key, _, value = item.partition("=")
+        if key not in fields or key == "pctr":
+            raise SystemExit(f"unknown IRPOConfig field {key!r}; known: {sorted(fields)}")
+        current = getattr(cfg, key)
+        if isinstance(current, bool):
+            changes[key] = value.lower() in ("1", "true", "yes")
+        elif isinstance(current, int):
+            changes[key] = int(value)
+        elif isinstance(current, float):
+            changes[key] = float(value)
+        elif value.lower() == "none":
+            changes[key] = None
+        elif "int" in str(fields[key].type) and value.lstrip("-").isdigit():
+            changes[key] = int(value)
+        else:
+            changes[key] = value
+    return dataclasses.replace(cfg, **changes)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    cfg = copy.deepcopy(PRESETS[args.preset])
+    if args.reward:
+        cfg.reward = args.reward
+    cfg = _override(cfg, args.set)
+    cfg.run_dir = args.run_dir or f"runs/irpo-{args.preset}-{cfg.reward}"
+    run = Path(cfg.run_dir)
+    if run.exists() and any(run.iterdir()) and not args.resume:
+        print(f"{run} already holds a run; pass --resume to continue it or choose another --run-dir", file=sys.stderr)
+        return 2
+    if args.resume and (run / "config.json").exists():
+        saved = json.loads((run / "config.json").read_text())
+        if saved != json.loads(json.dumps(asdict(cfg), default=float)):
+            print("note: resuming with the saved config of the run dir", file=sys.stderr)
+            cfg = IRPOConfig(**{**saved, "pctr": PCTRConfig(**saved["pctr"])})
+    history = IRPO(cfg).train()
+    print(json.dumps([{k: v for k, v in h.items() if k != "seconds"} for h in history], indent=1, default=float))
+    if args.export:
+        src = Path(history[-1]["policy_out"] or "")
+        dst = Path(args.export)
+        with _atomic_dir(dst) as tmp:
+            if src.is_dir():
+                shutil.copytree(src, tmp / "policy")
+            shutil.copy(run / "metrics.json", tmp / "metrics.json")
+            shutil.copy(run / "config.json", tmp / "config.json")
+            if (run / "curves.png").exists():
+                shutil.copy(run / "curves.png", tmp / "curves.png")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,125 @@
+"""``llm_auction`` and ``llm_auction_oracle``: the IRPO-trained Ad-LLM as the allocation rule
+(paper Sec. 4), first-price payment per click (Sec. 4.2).
+
+One sample of the trained policy per instance, with the same prompt (and, if it was trained so,
+the same constrained ad markup) as in training; no extra inference cost over ``pretrained``.
+
+==========================  ===========================================================================
+``adapter``                 folder of a trained policy: an IRPO export (``config.json`` + ``policy/``,
+                            see ``llm-auction train --export``) or a bare peft adapter folder. Defaults:
+                            ``mechanisms/adapters/llm_auction_pctr`` (``llm_auction``) and
+                            ``mechanisms/adapters/llm_auction_oracle`` (``llm_auction_oracle``), the
+                            adapters shipped with the package (trained by ``llm-auction train
+                            --preset quick``; see ``benchmarks/RESULTS_irpo.md``).
+``backend``                 ``None``: a transformers backend on ``model`` with the adapter loaded; a shared
+                            transformers backend (the leaderboard's): the adapter is put on it with
+                            ``load_adapter`` (the caller takes it off afterwards); any other TextBackend
+                            is used as is (it must already serve the trained policy)
+``model``                   base model of the adapter (default ``"embedded"`` SmolLM2-135M-Instruct)
+``prompt_style``,           default: as recorded in the export's ``config.json`` (else ``compact`` / off);
+``constrain_ads``           explicit values override
+``sampling``                paper Ad-LLM sampling 0.7 / 0.8 / 20 (``max_new_tokens`` from it)
+==========================  ===========================================================================
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from llm_auction_env.llm.base import Sampling
+from llm_auction_env.types import Allocation, AuctionInstance, InferenceCost, Outcome
+
+from .base import MECHANISMS, first_price_per_click
+from .pretrained import sampling_for
+
+ADAPTERS = Path(__file__).resolve().parent / "adapters"
+
+
+@dataclass
+class LLMAuctionConfig:
+    adapter: str | None = None
+    model: str = "embedded"
+    prompt_style: str | None = None
+    constrain_ads: bool | None = None
+    sampling: Sampling = field(default_factory=Sampling)
+    batch_size: int = 16
+
+
+def resolve_policy(adapter: str | Path) -> tuple[Path, dict]:
+    """(peft adapter folder, training config) of an IRPO export or a bare adapter folder."""
+    root = Path(adapter)
+    if (root / "policy" / "adapter_config.json").is_file():
+        cfg = json.loads((root / "config.json").read_text()) if (root / "config.json").is_file() else {}
+        return root / "policy", cfg
+    if (root / "adapter_config.json").is_file():
+        return root, {}
+    raise FileNotFoundError(
+        f"no trained LLM-Auction policy in {root} (expected policy/adapter_config.json or adapter_config.json); "
+        "train one with `llm-auction train --preset quick --export DIR`"
+    )
+
+
+class LLMAuction:
+    """Trained policy, Ad-LLM prompt, one sample; first price per click."""
+
+    name = "llm_auction"
+    default_adapter = ADAPTERS / "llm_auction_pctr"
+
+    def __init__(self, backend: Any = None, config: LLMAuctionConfig | None = None, **overrides: Any) -> None:
+        cfg = config or LLMAuctionConfig()
+        cfg = dataclasses.replace(cfg, **overrides) if overrides else cfg
+        shared = backend is not None and hasattr(backend, "load_adapter")
+        adapter_dir, trained = (None, {})
+        if backend is None or shared or cfg.adapter:
+            adapter_dir, trained = resolve_policy(cfg.adapter or self.default_adapter)
+        cfg = dataclasses.replace(
+            cfg,
+            prompt_style=cfg.prompt_style or trained.get("prompt_style", "compact"),
+            constrain_ads=trained.get("constrain_ads", False) if cfg.constrain_ads is None else cfg.constrain_ads,
+        )
+        self.config = cfg
+        self.adapter = adapter_dir
+        if backend is None:
+            from llm_auction_env.llm import make_backend
+
+            backend = make_backend("transformers", model=cfg.model, batch_size=cfg.batch_size, adapter=str(adapter_dir))
+        elif shared:
+            backend.load_adapter(adapter_dir)
+        self.backend = backend
+        self.sampling = cfg.sampling
+
+    def allocate(self, batch: Sequence[AuctionInstance], rng: np.random.Generator) -> list[Allocation]:
+        from llm_auction_env.prompts import ad_llm_chat
+
+        out: list[Allocation] = []
+        bs = max(1, self.config.batch_size)
+        for start in range(0, len(batch), bs):
+            chunk = list(batch[start:start + bs])
+            t0 = time.perf_counter()
+            chats = [ad_llm_chat(inst, style=self.config.prompt_style) for inst in chunk]
+            kwargs = {"constrain_ads": [inst.ads for inst in chunk]} if self.config.constrain_ads else {}
+            comps = self.backend.generate(chats, 1, sampling_for(self.sampling, rng), **kwargs)
+            seconds = (time.perf_counter() - t0) / len(chunk)
+            for (c,) in comps:
+                out.append(Allocation(c.text, InferenceCost(1, c.prompt_tokens, c.completion_tokens, seconds)))
+        return out
+
+    def payments(self, inst: AuctionInstance, alloc: Allocation, outcome: Outcome) -> np.ndarray:
+        return first_price_per_click(inst, alloc, outcome)
+
+
+class LLMAuctionOracle(LLMAuction):
+    """LLM-Auction (Oracle): trained with the click model's exact click probabilities."""
+
+    name = "llm_auction_oracle"
+    default_adapter = ADAPTERS / "llm_auction_oracle"
+
+
+MECHANISMS.register("llm_auction")(LLMAuction)
+MECHANISMS.register("llm_auction_oracle")(LLMAuctionOracle)
