@@ -302,6 +302,8 @@ def test_judge_gives_up_after_retries_and_click_probs_are_decisions():
     assert judge.click_probs([(INST, GOOD)]) == [{CUP.ad_id: 0.0}]
     with pytest.raises(TypeError, match="backend_config"):
         LLMJudgeClickModel(backend, temperature=1.0)
+    with pytest.raises(KeyError, match="no-such-backend"):
+        LLMJudgeClickModel("no-such-backend")
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
