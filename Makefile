@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 models: setup  ## convert the embedded Ad-LLM once into the local cache
-	$(PY) -m llm_auction_env.llm.models --prepare
+	$(VENV)/bin/llm-auction prepare-model
 
 demo: models
 	$(VENV)/bin/llm-auction demo
