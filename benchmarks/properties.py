@@ -233,6 +233,15 @@ def _llm_auction_kwargs(adapter: Path) -> dict:
     return {"adapter": str(adapter)}
 
 
+def _mech_kwargs(fn, name, lb, backend, click_model) -> dict:
+    """The leaderboard's constructor arguments (passing the click model when it takes one)."""
+    import inspect
+
+    if "click_model" in inspect.signature(fn).parameters:
+        return fn(name, lb, backend, click_model)
+    return fn(name, lb, backend)
+
+
 def build_parts(args: argparse.Namespace, settings: dict, parser: argparse.ArgumentParser) -> Parts:
     """Instances, click model and mechanisms from the CLI arguments and the leaderboard preset."""
     import mechanisms  # noqa: F401  (registers the built-in mechanisms)
@@ -273,7 +282,7 @@ def build_parts(args: argparse.Namespace, settings: dict, parser: argparse.Argum
         if name == "llm_auction" and args.checkpoint:
             continue  # the checkpoints below replace the default adapter
         try:
-            mechs[name] = make_mechanism(name, **mechanism_kwargs(name, lb, backend))
+            mechs[name] = make_mechanism(name, **_mech_kwargs(mechanism_kwargs, name, lb, backend, click_model))
             labels[name] = label(name, mechs[name], lb)
         except Exception as err:  # noqa: BLE001 - an optional trained policy without adapter
             if name not in OPTIONAL:
@@ -286,7 +295,7 @@ def build_parts(args: argparse.Namespace, settings: dict, parser: argparse.Argum
             parser.error(str(err))
         for name, d in dirs:
             lb.mechanism_kwargs["llm_auction"] = _llm_auction_kwargs(d)
-            mechs[f"llm_auction@{name}"] = make_mechanism("llm_auction", **mechanism_kwargs("llm_auction", lb, backend))
+            mechs[f"llm_auction@{name}"] = make_mechanism("llm_auction", **_mech_kwargs(mechanism_kwargs, "llm_auction", lb, backend, click_model))
     if args.chunk is None:
         args.chunk = 2 * lb.batch_size  # batches of the mechanisms' own size, with a progress bar
     meta = {"leaderboard_config": {k: v for k, v in vars(lb).items() if k != "mechanism_kwargs"},
@@ -384,6 +393,7 @@ def _plt():
 def _write(out: Path, name: str, data: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(_finite(data), indent=2, default=_json_default, allow_nan=False))
+    (out / f"{name}.md").write_text(markdown(data))
     print(f"[properties] wrote {out / (name + '.json')} and {out / (name + '.png')}", file=sys.stderr)
 
 
@@ -410,6 +420,55 @@ def _json_default(o):
     if isinstance(o, Path):
         return str(o)
     return repr(o)
+
+
+def _f(x, fmt: str = "{:.3f}") -> str:
+    return "n/a" if x is None or (isinstance(x, float) and not np.isfinite(x)) else fmt.format(x)
+
+
+def markdown(data: dict) -> str:
+    """A markdown table of one subcommand's results (written next to the JSON)."""
+    cmd, meta = data["command"], data["meta"]
+    head = (f"`{cmd}` — commit `{(meta.get('git_commit') or '?')[:10]}`, seed {meta['seed']}, preset "
+            f"{meta['preset']}, settings {data['settings']}, wall seconds {meta['wall_seconds_per_mechanism']}\n\n")
+    rows = []
+    if cmd == "monotonicity":
+        rows.append("| mechanism | alloc. | Spearman curve [95% CI] | Spearman within [95% CI] | adj. violations "
+                    "(share, z) | mean-curve violations | verdict | exposure rate |")
+        rows.append("|---|---|---|---|---|---|---|---|")
+        for lab, r in data["mechanisms"].items():
+            rep = r["itctr"]
+            sp, adj = rep["spearman"], rep["adjacent"]
+            ci = sp["curve_ci"] or [None, None]
+            wi = sp["within_ci"] or [None, None]
+            rows.append(f"| {lab} | {r['allocation']} | {_f(sp['curve'], '{:.2f}')} [{_f(ci[0], '{:.2f}')}, "
+                        f"{_f(ci[1], '{:.2f}')}] | {_f(sp['within'], '{:.2f}')} [{_f(wi[0], '{:.2f}')}, "
+                        f"{_f(wi[1], '{:.2f}')}] ({sp['n_constant_instances']} constant) | "
+                        f"{adj['count']}/{adj['steps']} = {adj['share']:.1%} (z={adj['z']}) | "
+                        f"{adj['curve_violations'] or 'none'} | {rep['verdict']} | {r['exposure_rate']:.2f} |")
+    elif cmd == "continuity":
+        head += f"Query `{data['query_id']}`: {data['query']!r}; ad {data['ad']} ({data['ad_title']}).\n\n"
+        rows.append("| curve | ITCTR range | max jump (between grid idx) | jump z (p) | excess z (p) | discontinuous |")
+        rows.append("|---|---|---|---|---|---|")
+        items = list(data["mechanisms"].items()) + ([("gsp_exact (noise-free)", data["gsp_exact"])] if data["gsp_exact"] else [])
+        for lab, r in items:
+            j = r["jump"]
+            rows.append(f"| {lab} | {_f(j['range'])} | {_f(j['max_jump'])} {j['max_jump_between']} | "
+                        f"{_f(j['jump_z'], '{:.2f}')} ({_f(j['jump_p'], '{:.2g}')}) | {_f(j['excess_z'], '{:.2f}')} "
+                        f"({_f(j['excess_p'], '{:.2g}')}) | {j['discontinuous']} |")
+    else:
+        head += f"v = {data['value']}, tau = {data['roi_target']} (VM truthful bid v/tau = {data['vm_truthful_bid']:.1f}).\n\n"
+        rows.append("| mechanism | payment rule | UM best bid | UM truthful regret (mean / max) | VM best bid | "
+                    "VM regret of v/tau | IR violations at b=v |")
+        rows.append("|---|---|---|---|---|---|---|")
+        for lab, r in data["mechanisms"].items():
+            for rule, rr in r["rules"].items():
+                sm = rr["summary"]
+                rows.append(f"| {lab} | {rule} | {_f(sm['um_best_bid_mean'], '{:.1f}')} | "
+                            f"{_f(sm['um_truthful_regret_mean'])} / {_f(sm['um_truthful_regret_max'])} | "
+                            f"{_f(sm['vm_best_bid_mean'], '{:.1f}')} | {_f(sm['vm_truthful_regret_mean'])} | "
+                            f"{sm['ir_violations_at_truthful']}/{sm['n_instances']} |")
+    return head + "\n".join(rows) + "\n"
 
 
 # --------------------------------------------------------------------------- subcommands

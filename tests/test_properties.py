@@ -309,6 +309,7 @@ def test_cli_runs_on_synthetic_mechanism(tmp_path):
         data = json.loads((out / f"{cmd}.json").read_text())
         assert set(data["mechanisms"]) == {"smooth", "step"}
         assert (out / f"{cmd}.png").stat().st_size > 1000
+        assert "smooth" in (out / f"{cmd}.md").read_text()
     cont = json.loads((tmp_path / "continuity" / "continuity.json").read_text())
     assert cont["mechanisms"]["step"]["jump"]["discontinuous"]
 
