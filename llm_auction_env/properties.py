@@ -227,14 +227,19 @@ def sweep_own_bid(
 
 
 # ----------------------------------------------------------------------------------- monotonicity
-def _spearman(x: np.ndarray, y: np.ndarray) -> float:
-    if np.ptp(y) == 0 or np.ptp(x) == 0:
-        return float("nan")
-    return float(stats.spearmanr(x, y).statistic)
+def _spearman_rows(x: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Spearman correlation of ``x [G]`` with each row of ``ys [B, G]`` (average ranks for ties;
+    NaN for a constant row)."""
+    ys = np.atleast_2d(ys)
+    rx = stats.rankdata(x)
+    ry = stats.rankdata(ys, axis=1)
+    rx, ry = rx - rx.mean(), ry - ry.mean(axis=1, keepdims=True)
+    den = np.sqrt((rx**2).sum() * (ry**2).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, ry @ rx / np.where(den > 0, den, 1.0), np.nan)
 
 
-def _bootstrap(stat, n: int, rng: np.random.Generator, n_boot: int, level: float) -> tuple[float, float]:
-    draws = np.array([stat(rng.integers(0, n, size=n)) for _ in range(n_boot)])
+def _percentile_ci(draws: np.ndarray, level: float) -> tuple[float, float]:
     draws = draws[np.isfinite(draws)]
     if draws.size == 0:
         return float("nan"), float("nan")
@@ -260,21 +265,25 @@ def spearman_ci(
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
     cell = v.mean(axis=2)  # [N, G]
-    per_inst = np.array([_spearman(grid, row) for row in cell])
-
-    def curve_stat(idx):
-        return _spearman(grid, cell[idx].mean(axis=0))
-
-    def within_stat(idx):
+    n = cell.shape[0]
+    per_inst = _spearman_rows(grid, cell)
+    curve = float(_spearman_rows(grid, cell.mean(axis=0))[0])
+    within = float(np.nanmean(per_inst)) if np.any(np.isfinite(per_inst)) else float("nan")
+    nan_ci = (float("nan"), float("nan"))
+    curve_ci = within_ci = nan_ci
+    if n > 1:
+        idx = rng.integers(0, n, size=(n_boot, n))
+        curve_ci = _percentile_ci(_spearman_rows(grid, cell[idx].mean(axis=1)), level)
         r = per_inst[idx]
-        return float(np.nanmean(r)) if np.any(np.isfinite(r)) else float("nan")
-
-    n = v.shape[0]
+        ok = np.isfinite(r)
+        with np.errstate(invalid="ignore"):
+            means = np.where(ok.any(axis=1), np.nansum(r, axis=1) / np.maximum(ok.sum(axis=1), 1), np.nan)
+        within_ci = _percentile_ci(means, level)
     return {
-        "curve": curve_stat(np.arange(n)),
-        "curve_ci": _bootstrap(curve_stat, n, rng, n_boot, level) if n > 1 else (float("nan"), float("nan")),
-        "within": within_stat(np.arange(n)),
-        "within_ci": _bootstrap(within_stat, n, rng, n_boot, level) if n > 1 else (float("nan"), float("nan")),
+        "curve": curve,
+        "curve_ci": curve_ci,
+        "within": within,
+        "within_ci": within_ci,
         "n_constant_instances": int(np.sum(~np.isfinite(per_inst))),
         "per_instance": per_inst.tolist(),
         "level": level,

@@ -168,7 +168,7 @@ def test_steep_smooth_curve_on_coarse_grid_is_not_a_jump():
 def test_step_function_is_flagged(noisy):
     grid = P.bid_grid(0, 100, 1)
     mech = CurveMechanism(expose=lambda b: 0.1 + 0.8 * (b >= 45)) if noisy else STEP
-    s = sweep(mech, grid, k=100, n=1)
+    s = sweep(mech, grid, k=60 if noisy else 5, n=1)
     js = P.jump_statistic(s.allocation()[0])
     assert js["discontinuous"], js
     assert js["excess_between"] in ([43, 44], [44, 45])  # between bids 44 and 45 (grid 1..100)
@@ -189,12 +189,12 @@ V, TAU = 60.0, 1.5  # truthful VM bid v / tau = 40
 
 
 def test_first_price_vm_best_bid_near_v_over_tau_and_um_regret_positive():
-    grid = P.bid_grid(0, 100, 5, include=(V, V / TAU))
-    s = sweep(SMOOTH, grid, k=400, n=2)
+    grid = P.bid_grid(0, 100, 10, include=(V, V / TAU))
+    s = sweep(SMOOTH, grid, k=600, n=1)
     rep = P.incentive_report(s, V, TAU)
     for rule in ("first_price_expected", "first_price_per_click"):
         summ = rep["rules"][rule]["summary"]
-        # Thm 4.5: the best feasible bid is v / tau; tolerance one grid step (5) for sampling noise
+        # Thm 4.5: the best feasible bid is v / tau; tolerance half a grid step (5) for noise
         assert summ["vm_best_bid_abs_dev_mean"] <= 5.0, (rule, summ)
         # UM under first price: bidding v earns 0, shading earns > 0 (about 2.5-2.9 here)
         assert summ["um_truthful_regret_mean"] > 1.0, (rule, summ)
@@ -244,10 +244,11 @@ def test_myerson_regret_small_under_sampling_noise():
         return 0.5 * 10 * (np.log1p(np.exp((b - 50) / 10)) - np.log1p(np.exp(-5.0)))
 
     mech = CurveMechanism(expose=lambda b: sigmoid((b - 50) / 10), myerson=lambda b: b * x(b) - integral(b))
-    grid = P.bid_grid(0, 100, 10, include=(V, V / TAU))
-    s = sweep(mech, grid, k=1500, n=1)
+    grid = P.bid_grid(0, 100, 20, include=(V, V / TAU))
+    s = sweep(mech, grid, k=1000, n=1)
     rep = P.incentive_report(s, V, TAU)["rules"]
-    # noise: v * sd(itctr estimate) = 60 * 0.5 * sqrt(.25 / 1500) ~ 0.4 per point
+    # noise: v * sd(itctr estimate) = 60 * 0.5 * sqrt(.25 / 1000) ~ 0.5 per point; true utility
+    # gaps to the neighbours 40 and 80 of the truthful bid are > 1
     assert rep["own"]["summary"]["um_truthful_regret_mean"] < 1.2
     assert rep["first_price_expected"]["summary"]["um_truthful_regret_mean"] > 2.0
 
@@ -331,3 +332,15 @@ def test_checkpoint_folders(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no policy"):
         adapter_dirs(str(tmp_path / "empty"))
+
+
+def test_vectorised_spearman_matches_scipy():
+    from scipy import stats
+
+    rng = np.random.default_rng(2)
+    grid = P.bid_grid(0, 100, 10)
+    ys = rng.integers(0, 4, size=(20, grid.size)).astype(float)  # many ties
+    ours = P._spearman_rows(grid, ys)
+    ref = [stats.spearmanr(grid, y).statistic for y in ys]
+    assert np.allclose(ours, ref)
+    assert np.isnan(P._spearman_rows(grid, np.ones(grid.size))[0])
