@@ -191,10 +191,11 @@ def _settings(args: argparse.Namespace) -> dict:
 
 # --------------------------------------------------------------------------- building parts
 def adapter_dirs(path: str) -> list[tuple[str, Path]]:
-    """``(label, folder)`` of the policies a ``--checkpoint`` names: a LoRA adapter (or full model)
-    folder itself; for an IRPO run directory, each ``epoch_XX/policy`` (the served policy after
-    that epoch, see ``mechanisms/irpo.py``); else every adapter sub-folder (depth <= 2). Natural
-    order (epoch_2 before epoch_10)."""
+    """``(label, folder)`` of the policies a ``--checkpoint`` names, each passed as ``adapter`` to
+    ``llm_auction``: a LoRA adapter (or full model) folder or an IRPO export (``policy/`` inside)
+    itself; for an IRPO run directory, each ``epoch_XX`` (whose ``policy/`` is the served policy
+    after that epoch, see ``mechanisms/irpo.py``); else every adapter sub-folder (depth <= 2).
+    Natural order (epoch_2 before epoch_10)."""
     import re
 
     p = Path(path)
@@ -207,11 +208,11 @@ def adapter_dirs(path: str) -> list[tuple[str, Path]]:
     def natural(q: Path):
         return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(q.relative_to(p)))]
 
-    if is_policy(p):
+    if is_policy(p) or is_policy(p / "policy"):  # an adapter / model folder or an IRPO export
         return [(p.name, p)]
-    found = sorted((d for d in p.glob("*/policy") if is_policy(d)), key=natural)
-    if found:
-        return [(d.parent.name, d) for d in found]
+    found = sorted((d.parent for d in p.glob("*/policy") if is_policy(d)), key=natural)
+    if found:  # an IRPO run directory: epoch_XX/policy is the policy after epoch XX
+        return [(d.name, d) for d in found]
     found = sorted({c.parent for c in p.glob("*/adapter_config.json")} | {c.parent for c in p.glob("*/*/adapter_config.json")},
                    key=natural)
     if not found:
@@ -238,8 +239,14 @@ def _mech_kwargs(fn, name, lb, backend, click_model) -> dict:
     import inspect
 
     if "click_model" in inspect.signature(fn).parameters:
-        return fn(name, lb, backend, click_model)
-    return fn(name, lb, backend)
+        kwargs = fn(name, lb, backend, click_model)
+    else:
+        kwargs = fn(name, lb, backend)
+    if name in OPTIONAL and "backend" in kwargs:
+        # a trained policy would put its adapter on the shared backend (and every other mechanism
+        # would then run the adapter): give each policy its own backend instead
+        kwargs["backend"] = None
+    return kwargs
 
 
 def build_parts(args: argparse.Namespace, settings: dict, parser: argparse.ArgumentParser) -> Parts:

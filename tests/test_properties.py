@@ -324,9 +324,10 @@ def test_checkpoint_folders(tmp_path):
             (run / f"epoch_{t:02d}" / sub).mkdir(parents=True)
             (run / f"epoch_{t:02d}" / sub / "adapter_config.json").write_text("{}")
     assert [n for n, _ in adapter_dirs(str(run))] == ["epoch_01", "epoch_02", "epoch_10"]
-    assert all(d.name == "policy" for _, d in adapter_dirs(str(run)))
+    assert all((d / "policy" / "adapter_config.json").exists() for _, d in adapter_dirs(str(run)))
     one = run / "epoch_02" / "policy"
     assert adapter_dirs(str(one)) == [("policy", one)]
+    assert adapter_dirs(str(run / "epoch_02")) == [("epoch_02", run / "epoch_02")]
     with pytest.raises(FileNotFoundError, match="does not exist"):
         adapter_dirs(str(tmp_path / "nope"))
     (tmp_path / "empty").mkdir()
