@@ -40,7 +40,9 @@ Every subcommand writes ``<out>/<subcommand>.json`` (config, seed, git commit, t
 and ``<out>/<subcommand>.png``. Model and backend settings come from the leaderboard's presets
 (``benchmarks.leaderboard.PRESETS``: compact prompt, 128 new tokens, MOSAIC M=4 for ``quick``).
 The mechanisms default to ``pretrained``, ``gsp_slot``, ``mosaic`` and, when registered and
-buildable, ``llm_auction``; ``--checkpoint PATH`` (repeatable) adds one ``llm_auction`` per
+buildable, ``llm_auction``; ``--mechanism oracle_softmax`` adds an LLM-free reference (the
+KL-regularised optimum over fixed template candidates with the run's click model, monotone and
+continuous by Thm. 4.2/4.3; :class:`SoftmaxOracle`), which runs in seconds; ``--checkpoint PATH`` (repeatable) adds one ``llm_auction`` per
 adapter folder (a folder holding ``adapter_config.json``, or every such sub-folder of a run
 directory, e.g. per-epoch adapters).
 
@@ -127,7 +129,8 @@ def _positive(kind):
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--mechanism", action="append", default=None,
-                        help="mechanism name (repeatable); default: pretrained, gsp_slot, mosaic, llm_auction if available")
+                        help="mechanism name (repeatable), or oracle_softmax (LLM-free reference); default: pretrained, "
+                             "gsp_slot, mosaic, llm_auction if available")
     common.add_argument("--checkpoint", action="append", default=[],
                         help="llm_auction LoRA adapter folder or run directory of per-epoch adapters (repeatable)")
     common.add_argument("--seed", type=int, default=0)
@@ -260,7 +263,7 @@ def build_parts(args: argparse.Namespace, settings: dict, parser: argparse.Argum
 
     names = list(args.mechanism or DEFAULT_MECHANISMS)
     for name in names:
-        if name not in MECHANISMS and name not in OPTIONAL:
+        if name not in MECHANISMS and name not in OPTIONAL and name != REFERENCE:
             parser.error(f"unknown mechanism {name!r}; known: {', '.join(MECHANISMS.names())}")
     if args.checkpoint and "llm_auction" not in MECHANISMS:
         parser.error("--checkpoint needs the llm_auction mechanism, which is not registered")
@@ -272,12 +275,14 @@ def build_parts(args: argparse.Namespace, settings: dict, parser: argparse.Argum
     if mosaic_m:
         overrides["mosaic_m"] = mosaic_m
     lb = LeaderboardConfig.from_preset(args.preset, **overrides)
-    if args.command == "incentives":
-        lb.mechanism_kwargs["mosaic"] = {"payment": "expected"}
-    backend = ModelConfig(backend=lb.backend, model=lb.model, batch_size=lb.batch_size).make()
     click_model = _click_model(lb.click_model)
     n_needed = settings["n_instances"] if args.command != "continuity" else args.instance + 1
     instances = make_instances(load_dataset(), "test", n_needed, lb.k_ads, rng=args.seed, bids="uniform")
+    if args.command == "incentives":
+        lb.mechanism_kwargs["mosaic"] = {"payment": "expected"}
+    llm_names = [n for n in names if n != REFERENCE]
+    backend = (ModelConfig(backend=lb.backend, model=lb.model, batch_size=lb.batch_size).make()
+               if llm_names or args.checkpoint else None)
 
     mechs: dict[str, Any] = {}
     skipped: dict[str, str] = {}
@@ -288,6 +293,10 @@ def build_parts(args: argparse.Namespace, settings: dict, parser: argparse.Argum
             continue
         if name == "llm_auction" and args.checkpoint:
             continue  # the checkpoints below replace the default adapter
+        if name == REFERENCE:
+            mechs[name] = SoftmaxOracle(instances, click_model)
+            labels[name] = f"{REFERENCE} (LLM-free softmax over template candidates, beta=5)"
+            continue
         try:
             mechs[name] = make_mechanism(name, **_mech_kwargs(mechanism_kwargs, name, lb, backend, click_model))
             labels[name] = label(name, mechs[name], lb)
@@ -308,6 +317,57 @@ def build_parts(args: argparse.Namespace, settings: dict, parser: argparse.Argum
     meta = {"leaderboard_config": {k: v for k, v in vars(lb).items() if k != "mechanism_kwargs"},
             "labels": labels, "skipped": skipped}
     return Parts(mechs, click_model, instances, meta)
+
+
+# --------------------------------------------------------------------------- LLM-free reference
+REFERENCE = "oracle_softmax"
+"""Benchmark-local reference mechanism (not in the registry): see :class:`SoftmaxOracle`."""
+
+
+def template_candidates(inst) -> list[str]:
+    """Fixed candidate responses for ``inst``: an ad-free answer, the answer with each single ad,
+    and with each pair of neighbouring ads (valid markup by construction)."""
+    from llm_auction_env.parsing import render
+
+    base = f"Good question! Here is a short answer about: {inst.query.strip()}"
+    out = [base] + [f"{base} You might like {render(a)}." for a in inst.ads]
+    out += [f"{base} Consider {render(a)} or {render(b)}." for a, b in zip(inst.ads, inst.ads[1:])]
+    return out
+
+
+class SoftmaxOracle:
+    """LLM-free reference allocation: the KL-regularised optimum of Eq. 2 over fixed template
+    candidates (:func:`template_candidates`), i.e. candidate ``j`` is written with probability
+    ``softmax_j((sum_i b_i ctr_ij - pen_j) / beta)`` (:class:`llm_auction_env.oracle.AllocationOracle`
+    with the run's click model). Monotone and continuous by Thm. 4.2/4.3, so it shows what the
+    statistics report for the optimal policy on the real click model and data. First price per click.
+    Instances are recognised by ``query_id`` (perturbed copies keep it)."""
+
+    name = REFERENCE
+
+    def __init__(self, instances, click_model, beta: float = 5.0) -> None:
+        from llm_auction_env.oracle import AllocationOracle
+
+        self.keys = {inst.query_id: n for n, inst in enumerate(instances)}
+        self.cands = [template_candidates(inst) for inst in instances]
+        self.oracle = AllocationOracle.from_click_model(instances, self.cands, click_model, beta=beta)
+
+    def allocate(self, batch, rng):
+        from llm_auction_env.types import Allocation
+
+        out = []
+        for inst in batch:
+            n = self.keys.get(inst.query_id)
+            if n is None:
+                raise KeyError(f"{REFERENCE} was built for other instances (query {inst.query_id!r})")
+            bids = np.zeros(self.oracle.max_ads)
+            bids[: len(inst.ads)] = inst.bids
+            w = self.oracle.selection_probs(bids[None], np.array([n]))[0]
+            out.append(Allocation(self.cands[n][int(rng.choice(w.size, p=w))]))
+        return out
+
+    def payments(self, inst, alloc, outcome):
+        return outcome.payments_per_click
 
 
 # --------------------------------------------------------------------------- helpers

@@ -345,3 +345,23 @@ def test_vectorised_spearman_matches_scipy():
     ref = [stats.spearmanr(grid, y).statistic for y in ys]
     assert np.allclose(ours, ref)
     assert np.isnan(P._spearman_rows(grid, np.ones(grid.size))[0])
+
+
+def test_softmax_oracle_reference_is_monotone():
+    from benchmarks.properties import SoftmaxOracle, template_candidates
+
+    rng = np.random.default_rng(4)
+    insts = [
+        AuctionInstance(f"query {n}?", UserProfile("u1", "hiker"), ADS, rng.integers(1, 101, size=3), f"t{n}")
+        for n in range(4)
+    ]
+    for inst in insts:
+        assert all(p.valid for c in template_candidates(inst) for p in placements(c, inst.ads))
+    mech = SoftmaxOracle(insts, TagClickModel())
+    grid = P.bid_grid(0, 100, 10)
+    s = P.sweep_own_bid(mech, TagClickModel(), insts, [0, 1, 2, 0], grid, 30, rng)
+    rep = P.monotonicity_report(grid, s.allocation(), np.random.default_rng(0), n_boot=300)
+    assert rep["verdict"] == "increasing"
+    assert rep["spearman"]["curve"] > 0.9
+    with pytest.raises(KeyError, match="other instances"):
+        mech.allocate([instance()], rng)
