@@ -128,10 +128,16 @@ def test_unconstrained_baseline_does_produce_errors(backend):
 
 
 def test_constrain_ads_option_on_generate(backend):
-    out = backend.generate(CHATS, n=2, sampling=Sampling(max_new_tokens=20, seed=4), constrain_ads=[ADS, ADS[:1]])
-    for p, row in enumerate(out):
-        for c in row:
-            assert not error_counts(placements(c.text, [ADS, ADS[:1]][p]))
+    ads = [ADS, ADS[:1]]
+    s = Sampling(max_new_tokens=30, seed=4)
+    plain = backend.generate(CHATS, n=2, sampling=s, constrain_ads=ads)
+    nudged = backend.generate(CHATS, n=2, sampling=s, constrain_ads=ads, ad_open_bias=12.0)
+    counts = []
+    for out in (plain, nudged):
+        found = [placements(c.text, ads[p]) for p, row in enumerate(out) for c in row]
+        assert not any(error_counts(f) for f in found)
+        counts.append(sum(len(valid_ids(f)) for f in found))
+    assert counts[0] == 0 and counts[1] >= 2  # the random model never opens '@' unless nudged
     with pytest.raises(ValueError):
         backend.generate(CHATS, constrain_ads=[ADS])
 

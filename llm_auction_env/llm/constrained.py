@@ -20,6 +20,9 @@ markup mode         only candidate continuations; end-of-sequence and special to
 ``allow_repeat``    False (default): an ad already inserted in this row is no longer a candidate,
                     so the parser never sees a ``duplicate``; with no candidate left, ``@`` that would
                     open markup is masked
+``open_bias``       0.0 (default: the model alone decides whether to open an ad). A positive value is
+                    added to the logits of tokens that would open an insertion: a documented,
+                    selectable aid for small models that never write ``@`` (report it separately)
 state               per batch row, updated from the tokens generate() appended since the last call
 ==================  ==================================================================================
 
@@ -157,8 +160,9 @@ class AdMarkupConstraint:
         ads_per_row: Sequence[Sequence[Ad]],
         max_new_tokens: int | None = None,
         allow_repeat: bool = False,
+        open_bias: float = 0.0,
     ) -> "AdMarkupLogitsProcessor":
-        return AdMarkupLogitsProcessor(self, ads_per_row, max_new_tokens, allow_repeat)
+        return AdMarkupLogitsProcessor(self, ads_per_row, max_new_tokens, allow_repeat, open_bias)
 
     def _with_prefix(self, start: bytes) -> list[bytes]:
         """Vocabulary byte strings that start with ``start`` (strictly longer)."""
@@ -176,6 +180,18 @@ class AdMarkupConstraint:
             self._cache[key] = [
                 i for i in self.checked if _advance(state, self.bytes[i], allow_repeat, can_open) is None
             ]
+        return self._cache[key]
+
+    def opening_in_free(self, state: _State, allow_repeat: bool) -> list[int]:
+        """Tokens that would open an insertion from this free-text state."""
+        key = ("open", state, allow_repeat)
+        if key not in self._cache:
+            opening = []
+            for i in self.checked:
+                step = _advance(state, self.bytes[i], allow_repeat)
+                if step is not None and (step[0].prefix is not None or step[1]):
+                    opening.append(i)
+            self._cache[key] = opening
         return self._cache[key]
 
     def allowed_in_markup(self, state: _State, allow_repeat: bool) -> list[int]:
@@ -215,10 +231,12 @@ class AdMarkupLogitsProcessor(LogitsProcessor):
         ads_per_row: Sequence[Sequence[Ad]],
         max_new_tokens: int | None,
         allow_repeat: bool,
+        open_bias: float = 0.0,
     ) -> None:
         self.index = index
         self.max_new_tokens = max_new_tokens
         self.allow_repeat = allow_repeat
+        self.open_bias = open_bias
         self.ad_of: list[dict[bytes, str]] = []
         self.rows: list[_Row] = []
         for ads in ads_per_row:
@@ -265,6 +283,10 @@ class AdMarkupLogitsProcessor(LogitsProcessor):
                 banned = self.index.banned_in_free(st, can_open, self.allow_repeat)
                 if banned:
                     scores[r, banned] = -float("inf")
+                if self.open_bias and can_open:
+                    opening = self.index.opening_in_free(st, self.allow_repeat)
+                    if opening:
+                        scores[r, opening] += self.open_bias
             else:
                 allowed = self.index.allowed_in_markup(st, self.allow_repeat)
                 keep = scores[r, allowed].clone()
