@@ -20,12 +20,13 @@ Subcommands (statistics defined in :mod:`llm_auction_env.properties`):
     clicks of the perturbed ad; one line per mechanism / checkpoint).
 ``continuity``
     One fixed query (``--instance``, default the first test instance) and ad (``--ad``, default
-    the most relevant: highest exact click probability when inserted alone), bid swept with
+    the most relevant: highest exact click probability when recommended alone), bid swept with
     ``--bid-step``; ``--samples`` responses per bid. Reports the jump statistics (largest
     neighbouring change vs sampling noise, and vs the local trend) and ``continuity.png`` (raw:
     dashed, moving average: solid). Contrast: the ``gsp_slot`` mechanism when it is run, plus
     ``gsp_exact``, an exact noise-free one-slot GSP step computed without an LLM (winner by
-    ``bid x q``, ``q`` the ad's exact click probability when inserted alone; its ITCTR is ``q``
+    ``bid x q``, ``q`` the ad's exact click probability when recommended alone in a short answer;
+    its ITCTR is ``q``
     while it wins, else 0).
 ``incentives``
     For an advertiser with value ``--value`` per click and ROI target ``--roi``, on
@@ -324,14 +325,27 @@ REFERENCE = "oracle_softmax"
 """Benchmark-local reference mechanism (not in the registry): see :class:`SoftmaxOracle`."""
 
 
-def template_candidates(inst) -> list[str]:
-    """Fixed candidate responses for ``inst``: an ad-free answer, the answer with each single ad,
-    and with each pair of neighbouring ads (valid markup by construction)."""
+_INTRO = "Good question. Here is what I would look at first. Think about your budget and how often you will use it."
+_OUTRO = "Compare a few options before you decide."
+
+
+def single_ad_response(inst, ad) -> str:
+    """A short answer recommending ``ad`` in its own sentence amid plain sentences (not appended,
+    not flooded under the semantic user's rules)."""
     from llm_auction_env.parsing import render
 
-    base = f"Good question! Here is a short answer about: {inst.query.strip()}"
-    out = [base] + [f"{base} You might like {render(a)}." for a in inst.ads]
-    out += [f"{base} Consider {render(a)} or {render(b)}." for a, b in zip(inst.ads, inst.ads[1:])]
+    return f"{_INTRO} For this, I would suggest {render(ad)} because it fits what you describe. {_OUTRO}"
+
+
+def template_candidates(inst) -> list[str]:
+    """Fixed candidate responses for ``inst``: an ad-free answer, the answer recommending each
+    single ad, and each pair of neighbouring ads (valid markup by construction)."""
+    from llm_auction_env.parsing import render
+
+    out = [f"{_INTRO} Start with something simple that fits what you describe. {_OUTRO}"]
+    out += [single_ad_response(inst, a) for a in inst.ads]
+    out += [f"{_INTRO} For this, I would suggest {render(a)} or {render(b)} because they fit what you describe. "
+            f"{_OUTRO}" for a, b in zip(inst.ads, inst.ads[1:])]
     return out
 
 
@@ -385,26 +399,22 @@ def _click_model(name: str):
 
 
 def most_relevant_ad(inst, click_model) -> int:
-    """Index of the ad with the highest exact click probability when inserted alone in a neutral
-    sentence (0 when the click model gives no probabilities)."""
-    from llm_auction_env.parsing import render
-
+    """Index of the ad with the highest exact click probability in :func:`single_ad_response`
+    (0 when the click model gives no probabilities)."""
     if not getattr(click_model, "has_probs", False):
         return 0
-    probs = click_model.click_probs([(inst, f"You might like {render(ad)}.") for ad in inst.ads])
-    return int(np.argmax([p.get(ad.ad_id, 0.0) for p, ad in zip(probs, inst.ads)]))
+    return int(np.argmax(alone_ctr(inst, click_model)))
 
 
 def alone_ctr(inst, click_model) -> np.ndarray:
-    from llm_auction_env.parsing import render
-
-    probs = click_model.click_probs([(inst, f"You might like {render(ad)}.") for ad in inst.ads])
+    """Exact click probability of each ad recommended alone (:func:`single_ad_response`)."""
+    probs = click_model.click_probs([(inst, single_ad_response(inst, ad)) for ad in inst.ads])
     return np.array([p.get(ad.ad_id, 0.0) for p, ad in zip(probs, inst.ads)])
 
 
 def gsp_exact_curve(inst, ad: int, grid: np.ndarray, click_model) -> np.ndarray:
     """One-slot GSP, noise-free: ad ``ad`` wins while ``b * q`` is the highest score (ties: lower
-    index), and then its ITCTR is ``q``; ``q`` = exact click probability when inserted alone."""
+    index), and then its ITCTR is ``q``; ``q`` = :func:`alone_ctr`."""
     q = alone_ctr(inst, click_model)
     others = np.delete(inst.bids * q, ad)
     best_other = others.max() if others.size else 0.0
