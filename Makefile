@@ -28,7 +28,7 @@ demo: models
 	$(VENV)/bin/llm-auction demo
 
 test: setup
-	$(PY) -m pytest -m "not slow" -q
+	$(PY) -m pytest -m "not slow or embedded" -q
 
 test-slow: models
 	$(PY) -m pytest -m slow -q
