@@ -671,10 +671,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{run} already holds a run; pass --resume to continue it or choose another --run-dir", file=sys.stderr)
         return 2
     if args.resume and (run / "config.json").exists():
+        # The run's saved config wins over the preset; explicit --set values (e.g. epochs=3 to
+        # extend a finished run) still apply on top.
         saved = json.loads((run / "config.json").read_text())
-        if saved != json.loads(json.dumps(asdict(cfg), default=float)):
-            print("note: resuming with the saved config of the run dir", file=sys.stderr)
-            cfg = IRPOConfig(**{**saved, "pctr": PCTRConfig(**saved["pctr"])})
+        cfg = _override(IRPOConfig(**{**saved, "pctr": PCTRConfig(**saved["pctr"])}), args.set)
+        cfg.run_dir = str(run)
     history = IRPO(cfg).train()
     print(json.dumps([{k: v for k, v in h.items() if k != "seconds"} for h in history], indent=1, default=float))
     if args.export:
