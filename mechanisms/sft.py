@@ -6,8 +6,9 @@ For each training instance:
 1. the policy answers the plain question (``prompts.plain_chat``: no ads), ``max_new_tokens`` tokens;
 2. the candidate most relevant to that answer is chosen with the frozen text encoder (MiniLM):
    the ad (``"title. description"``) with the highest cosine to any sentence of the answer;
-3. ``render(ad)`` is inserted natively right after the most similar sentence, inside a short
-   bridging sentence (one of ``BRIDGES``), so the ad sits in the text, not appended;
+3. ``render(ad)`` is inserted natively right after the most similar of the first
+   ``early_sentences`` sentences (so it falls inside the sampling budget), inside a short bridging
+   sentence (one of ``BRIDGES``), so the ad sits in the text, not appended;
 4. the demonstration is (``prompts.ad_llm_chat(inst, style)``, answer-with-ad): the same prompt
    IRPO samples from, so the model learns to emit a valid ``@Title@[Ad-ID]`` in that context.
 
@@ -57,6 +58,7 @@ class SFTConfig:
     max_new_tokens: int = 64
     gen_batch_size: int = 8
     encoder: str | None = None
+    early_sentences: int = 2
     epochs: float = 2.0
     learning_rate: float = 2e-4
     per_device_batch: int = 2
@@ -80,10 +82,12 @@ def insert_ad(answer: str, ad: Ad, sentence_index: int, bridge: str) -> str:
     return " ".join(sentences)
 
 
-def build_demo(inst: AuctionInstance, answer: str, embed, rng: np.random.Generator) -> tuple[str, Ad]:
-    """Answer with the most relevant candidate inserted after its most similar sentence."""
+def build_demo(inst: AuctionInstance, answer: str, embed, rng: np.random.Generator,
+               early_sentences: int = 2) -> tuple[str, Ad]:
+    """Answer with the most relevant candidate inserted after the most similar of its first
+    ``early_sentences`` sentences."""
     clean = re.sub(r"[@\[\]]", "", answer).strip() or inst.query
-    sentences = [s for s in _SENTENCE.split(clean) if s] or [clean]
+    sentences = [s for s in _SENTENCE.split(clean) if s][: max(1, early_sentences)] or [clean]
     s_vec = embed(sentences)
     a_vec = embed([f"{a.title}. {a.description}".strip() for a in inst.ads])
     sims = a_vec @ s_vec.T  # [ads, sentences]
@@ -148,11 +152,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-queries", type=int, default=SFTConfig.n_queries)
     p.add_argument("--max-new-tokens", type=int, default=SFTConfig.max_new_tokens)
     p.add_argument("--epochs", type=float, default=SFTConfig.epochs)
+    p.add_argument("--lr", type=float, default=SFTConfig.learning_rate)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--eval-queries", type=int, default=0, help="test queries for before/after stats (0: skip)")
     p.add_argument("--constrain-ads", action="store_true", help="also measure with constrained ad markup")
+    p.add_argument("--skip-before", action="store_true", help="measure only after training")
     args = p.parse_args(argv)
-    cfg = SFTConfig(n_queries=args.n_queries, max_new_tokens=args.max_new_tokens, epochs=args.epochs, threads=args.threads)
+    cfg = SFTConfig(n_queries=args.n_queries, max_new_tokens=args.max_new_tokens, epochs=args.epochs, threads=args.threads,
+                    learning_rate=args.lr)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
 
@@ -183,12 +190,13 @@ def main(argv: list[str] | None = None) -> int:
             metrics[key] = allocation_stats([(i, r[0].text) for i, r in zip(test, texts)])
             print(key, metrics[key], file=sys.stderr)
 
-    measure("before")
+    if not args.skip_before:
+        measure("before")
     answers = backend.generate([plain_chat(i) for i in insts], 1, sampling, progress=True)
     rng = np.random.default_rng(cfg.seed)
     demos = []
     for inst, ans in zip(insts, answers):
-        text, ad = build_demo(inst, ans[0].text, lambda xs: embed(xs, cfg.encoder), rng)
+        text, ad = build_demo(inst, ans[0].text, lambda xs: embed(xs, cfg.encoder), rng, cfg.early_sentences)
         prompt = backend.chat_text(ad_llm_chat(inst, style=cfg.prompt_style))
         demos.append({"query_id": inst.query_id, "ad_id": ad.ad_id, "prompt": prompt, "completion": text})
     (out / "demos.jsonl").write_text("".join(json.dumps(d) + "\n" for d in demos))

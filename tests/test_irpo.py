@@ -148,3 +148,51 @@ def test_concat_adapters_is_exact(tiny_llama, tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(combined(ids).logits, sequential(ids).logits, rtol=1e-4, atol=1e-5)
         assert not torch.allclose(combined(ids).logits, model(ids).logits)
+
+
+def test_llm_auction_mechanism_serves_trained_adapter(uninterrupted, tiny_llama, tmp_path):
+    import shutil
+
+    from llm_auction_env.llm.transformers_backend import TransformersBackend
+    from mechanisms.base import make_mechanism
+
+    run, _ = uninterrupted
+    export = tmp_path / "export"  # the layout `llm-auction train --export` writes
+    shutil.copytree(run / "epoch_01" / "policy", export / "policy")
+    shutil.copy(run / "config.json", export / "config.json")
+    model, tok = tiny_llama
+    backend = TransformersBackend.from_model(copy.deepcopy(model), tok, batch_size=4)
+    from llm_auction_env.llm.base import Sampling
+
+    mech = make_mechanism("llm_auction", backend=backend, adapter=str(export), sampling=Sampling(max_new_tokens=6))
+    assert mech.config.constrain_ads is True and mech.config.prompt_style == "compact"  # as trained
+    from peft import PeftModel
+
+    assert isinstance(backend.model, PeftModel)  # the shared backend now serves the adapter
+    inst = AuctionInstance("q?", UserProfile("u", "x"), ADS, np.array([3.0, 2.0, 1.0]))
+    (alloc,) = mech.allocate([inst], np.random.default_rng(0))
+    assert isinstance(alloc.response, str) and alloc.cost.llm_calls == 1
+    with pytest.raises(FileNotFoundError, match="llm-auction train"):
+        make_mechanism("llm_auction_oracle", backend=backend, adapter=str(tmp_path / "missing"))
+
+
+def test_sft_demo_inserts_relevant_ad_early_and_validly():
+    from mechanisms.sft import allocation_stats, build_demo
+
+    ads = (Ad("Ad-1", "Trail Running Shoes", "sport"), Ad("Ad-2", "Espresso Machine", "coffee"))
+    inst = AuctionInstance("How do I start running?", UserProfile("u", "x"), ads, np.array([10.0, 90.0]))
+    answer = "Start slowly with short runs. Good shoes matter for running. Rest well. Drink water."
+
+    def embed(texts):  # relevance = shared words with "running shoes"
+        keys = ("running", "shoes", "espresso", "coffee")
+        v = np.array([[float(k in t.lower()) for k in keys] for t in texts]) + 1e-3
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    text, ad = build_demo(inst, answer, embed, np.random.default_rng(0), early_sentences=2)
+    assert ad.ad_id == "Ad-1"
+    found = parsing.placements(text, ads)
+    assert parsing.valid_ids(found) == ["Ad-1"] and all(p.valid for p in found)
+    assert text.index("@") < text.index("Rest well")  # inside the first two sentences' span
+    stats = allocation_stats([(inst, text), (inst, "no ad")])
+    assert stats["valid_insertion_rate"] == 0.5 and stats["ads_per_response"] == 0.5
+    assert stats["bid_sensitivity"] < 0  # only the low-bid ad was inserted
