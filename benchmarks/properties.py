@@ -174,8 +174,13 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
             parser.error(f"--roi must be > 0, got {args.roi}")
         if not (np.isfinite(args.value) and args.value >= 0):
             parser.error(f"--value must be >= 0, got {args.value}")
-    if args.command == "continuity" and args.window is not None and (args.window < 1 or args.window % 2 == 0):
-        parser.error(f"--window must be an odd integer >= 1, got {args.window}")
+    if args.command == "continuity":
+        if args.window is not None and (args.window < 1 or args.window % 2 == 0):
+            parser.error(f"--window must be an odd integer >= 1, got {args.window}")
+        if not 0 < args.alpha < 1:
+            parser.error(f"--alpha must be in (0, 1), got {args.alpha}")
+        if args.instance < 0:
+            parser.error(f"--instance must be >= 0, got {args.instance}")
     if args.command == "monotonicity" and args.z < 0:
         parser.error(f"--z must be >= 0, got {args.z}")
 

@@ -291,6 +291,9 @@ def test_cli_rejects_bad_inputs(capsys):
         B.main(["monotonicity", "--bids", "10,-3"])
     with pytest.raises(SystemExit):
         B.main(["incentives", "--roi", "0"])
+    for bad in (["--alpha", "1.5"], ["--instance", "-1"], ["--window", "4"]):
+        with pytest.raises(SystemExit):
+            B.main(["continuity", *bad])
 
 
 def test_cli_runs_on_synthetic_mechanism(tmp_path):
