@@ -36,7 +36,8 @@ wall time per phase.
 
 CPU aids (issue 7, item 7): ``constrain_ads`` samples with constrained ad markup
 (``llm_auction_env/llm/constrained.py``: the model decides whether and where to open ``@``, then
-only candidate ``Title@[Ad-ID]`` continuations are allowed); ``init_adapter`` starts from a
+only candidate ``Title@[Ad-ID]`` continuations are allowed), optionally with ``ad_open_bias`` > 0
+added to the logits of ad-opening tokens; ``init_adapter`` starts from a
 warm-start SFT adapter. The served mechanism must use the same settings (``mechanisms/llm_auction.py``).
 
 Multi-GPU / at scale (same code): sampling goes through any text backend; with vLLM installed set
@@ -97,6 +98,9 @@ class IRPOConfig:
     model: str = "embedded"
     init_adapter: str | None = None
     constrain_ads: bool = False
+    ad_open_bias: float = 0.0
+    """With ``constrain_ads``: added to the logits of tokens that open an insertion (aid for small
+    models that never write ``@``; see ``constrained.py``). 0 = the model alone decides."""
     # sampling (paper Ad-LLM: 0.7 / 0.8 / 20)
     k_deploy: int = 4
     m_samples: int = 4
@@ -138,6 +142,8 @@ class IRPOConfig:
             raise ValueError(f"m_samples must be >= 2 to form pairs, got {self.m_samples}")
         if self.epochs < 1 or self.n_queries < 1 or self.k_deploy < 1:
             raise ValueError("epochs, n_queries and k_deploy must be >= 1")
+        if self.ad_open_bias and not self.constrain_ads:
+            raise ValueError("ad_open_bias needs constrain_ads=True")
 
     @property
     def reward_cfg(self) -> reward.RewardConfig:
@@ -369,7 +375,8 @@ class IRPO:
     def sample(self, source: str | None, instances: Sequence[AuctionInstance], n: int, seed: int) -> list[list[str]]:
         backend = self.backend(source)
         chats = [self.comps.chat(inst) for inst in instances]
-        kwargs = {"constrain_ads": [inst.ads for inst in instances]} if self.cfg.constrain_ads else {}
+        kwargs = {"constrain_ads": [inst.ads for inst in instances], "ad_open_bias": self.cfg.ad_open_bias} \
+            if self.cfg.constrain_ads else {}
         out = backend.generate(chats, n, self.cfg.sampling(seed), progress=True, **kwargs)
         return [[c.text for c in row] for row in out]
 

@@ -17,7 +17,8 @@ the same constrained ad markup) as in training; no extra inference cost over ``p
                             is used as is (it must already serve the trained policy)
 ``model``                   base model of the adapter (default ``"embedded"`` SmolLM2-135M-Instruct)
 ``prompt_style``,           default: as recorded in the export's ``config.json`` (else ``compact`` / off);
-``constrain_ads``           explicit values override
+``constrain_ads``,          explicit values override
+``ad_open_bias``
 ``sampling``                paper Ad-LLM sampling 0.7 / 0.8 / 20 (``max_new_tokens`` from it)
 ==========================  ===========================================================================
 """
@@ -47,6 +48,7 @@ class LLMAuctionConfig:
     model: str = "embedded"
     prompt_style: str | None = None
     constrain_ads: bool | None = None
+    ad_open_bias: float | None = None
     sampling: Sampling = field(default_factory=Sampling)
     batch_size: int = 16
 
@@ -82,6 +84,7 @@ class LLMAuction:
             cfg,
             prompt_style=cfg.prompt_style or trained.get("prompt_style", "compact"),
             constrain_ads=trained.get("constrain_ads", False) if cfg.constrain_ads is None else cfg.constrain_ads,
+            ad_open_bias=trained.get("ad_open_bias", 0.0) if cfg.ad_open_bias is None else cfg.ad_open_bias,
         )
         self.config = cfg
         self.adapter = adapter_dir
@@ -103,7 +106,8 @@ class LLMAuction:
             chunk = list(batch[start:start + bs])
             t0 = time.perf_counter()
             chats = [ad_llm_chat(inst, style=self.config.prompt_style) for inst in chunk]
-            kwargs = {"constrain_ads": [inst.ads for inst in chunk]} if self.config.constrain_ads else {}
+            kwargs = {"constrain_ads": [inst.ads for inst in chunk], "ad_open_bias": self.config.ad_open_bias} \
+                if self.config.constrain_ads else {}
             comps = self.backend.generate(chats, 1, sampling_for(self.sampling, rng), **kwargs)
             seconds = (time.perf_counter() - t0) / len(chunk)
             for (c,) in comps:

@@ -69,7 +69,7 @@ def components(tiny_llama):
 def config(run_dir, **kw) -> IRPOConfig:
     base = dict(run_dir=str(run_dir), epochs=1, n_queries=3, k_deploy=2, m_samples=3, max_new_tokens=10,
                 delta_th=-1.0, max_pairs_per_query=1, per_device_batch=2, grad_accum=1, max_length=128,
-                learning_rate=1e-3, lora_r=4, lora_alpha=8, gen_batch_size=8, constrain_ads=True,
+                learning_rate=1e-3, lora_r=4, lora_alpha=8, gen_batch_size=8, constrain_ads=True, ad_open_bias=2.0,
                 pctr=PCTRConfig(steps=5, encoder="unused"), seed=3)
     base.update(kw)
     return IRPOConfig(**base)
@@ -166,6 +166,7 @@ def test_llm_auction_mechanism_serves_trained_adapter(uninterrupted, tiny_llama,
 
     mech = make_mechanism("llm_auction", backend=backend, adapter=str(export), sampling=Sampling(max_new_tokens=6))
     assert mech.config.constrain_ads is True and mech.config.prompt_style == "compact"  # as trained
+    assert mech.config.ad_open_bias == 2.0  # the sampling aid is served as trained
     from peft import PeftModel
 
     assert isinstance(backend.model, PeftModel)  # the shared backend now serves the adapter
@@ -174,6 +175,11 @@ def test_llm_auction_mechanism_serves_trained_adapter(uninterrupted, tiny_llama,
     assert isinstance(alloc.response, str) and alloc.cost.llm_calls == 1
     with pytest.raises(FileNotFoundError, match="llm-auction train"):
         make_mechanism("llm_auction_oracle", backend=backend, adapter=str(tmp_path / "missing"))
+
+
+def test_ad_open_bias_needs_constrained_markup(tmp_path):
+    with pytest.raises(ValueError, match="constrain_ads"):
+        config(tmp_path, constrain_ads=False, ad_open_bias=6.0)
 
 
 def test_sft_demo_inserts_relevant_ad_early_and_validly():
