@@ -265,6 +265,7 @@ def build_parts(args: argparse.Namespace, settings: dict, parser: argparse.Argum
     from llm_auction_env.data import load_dataset
     from llm_auction_env.llm.models import ModelConfig
     from llm_auction_env.simulate import make_instances
+    from llm_auction_env.users.base import make_click_model
     from mechanisms.base import MECHANISMS, make_mechanism
 
     names = list(args.mechanism or DEFAULT_MECHANISMS)
@@ -281,7 +282,7 @@ def build_parts(args: argparse.Namespace, settings: dict, parser: argparse.Argum
     if mosaic_m:
         overrides["mosaic_m"] = mosaic_m
     lb = LeaderboardConfig.from_preset(args.preset, **overrides)
-    click_model = _click_model(lb.click_model)
+    click_model = make_click_model(lb.click_model)
     n_needed = settings["n_instances"] if args.command != "continuity" else args.instance + 1
     instances = make_instances(load_dataset(), "test", n_needed, lb.k_ads, rng=args.seed, bids="uniform")
     if args.command == "incentives":
@@ -390,19 +391,6 @@ class SoftmaxOracle:
 
 
 # --------------------------------------------------------------------------- helpers
-def _click_model(name: str):
-    """``make_click_model(name)``; if an optional click-model module (the LLM judge) cannot be
-    imported, the semantic model's module alone is imported and the name looked up."""
-    from llm_auction_env.users.base import CLICK_MODELS, make_click_model
-
-    try:
-        return make_click_model(name)
-    except ImportError:
-        from llm_auction_env.users import semantic  # noqa: F401  (registers "semantic")
-
-        return CLICK_MODELS.make(name)
-
-
 def most_relevant_ad(inst, click_model) -> int:
     """Index of the ad with the highest exact click probability in :func:`single_ad_response`
     (0 when the click model gives no probabilities)."""
