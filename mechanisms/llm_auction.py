@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -34,10 +33,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from llm_auction_env.llm.base import Sampling
-from llm_auction_env.types import Allocation, AuctionInstance, InferenceCost, Outcome
+from llm_auction_env.types import Allocation, AuctionInstance, Outcome
 
 from .base import MECHANISMS, first_price_per_click
-from .pretrained import sampling_for
+from .pretrained import sample_ad_llm
 
 ADAPTERS = Path(__file__).resolve().parent / "adapters"
 
@@ -98,21 +97,9 @@ class LLMAuction:
         self.sampling = cfg.sampling
 
     def allocate(self, batch: Sequence[AuctionInstance], rng: np.random.Generator) -> list[Allocation]:
-        from llm_auction_env.prompts import ad_llm_chat
-
-        out: list[Allocation] = []
-        bs = max(1, self.config.batch_size)
-        for start in range(0, len(batch), bs):
-            chunk = list(batch[start:start + bs])
-            t0 = time.perf_counter()
-            chats = [ad_llm_chat(inst, style=self.config.prompt_style) for inst in chunk]
-            kwargs = {"constrain_ads": [inst.ads for inst in chunk], "ad_open_bias": self.config.ad_open_bias} \
-                if self.config.constrain_ads else {}
-            comps = self.backend.generate(chats, 1, sampling_for(self.sampling, rng), **kwargs)
-            seconds = (time.perf_counter() - t0) / len(chunk)
-            for (c,) in comps:
-                out.append(Allocation(c.text, InferenceCost(1, c.prompt_tokens, c.completion_tokens, seconds)))
-        return out
+        cfg = self.config
+        return sample_ad_llm(self.backend, batch, rng, cfg.prompt_style, self.sampling, cfg.batch_size,
+                             constrain_ads=cfg.constrain_ads, ad_open_bias=cfg.ad_open_bias)
 
     def payments(self, inst: AuctionInstance, alloc: Allocation, outcome: Outcome) -> np.ndarray:
         return first_price_per_click(inst, alloc, outcome)

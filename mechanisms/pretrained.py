@@ -44,6 +44,38 @@ def sampling_for(sampling: Sampling, rng: np.random.Generator) -> Sampling:
     return dataclasses.replace(sampling, seed=int(rng.integers(0, 2**31 - 1)))
 
 
+def sample_ad_llm(
+    backend,
+    batch: Sequence[AuctionInstance],
+    rng: np.random.Generator,
+    prompt_style: str,
+    sampling: Sampling,
+    batch_size: int,
+    constrain_ads: bool = False,
+    ad_open_bias: float = 0.0,
+) -> list[Allocation]:
+    """One response per instance from the Ad-LLM prompt (App. B), in batches of ``batch_size``.
+
+    With ``constrain_ads`` the backend's constrained ad markup is on (the instance's candidates are
+    the allowed insertions; ``ad_open_bias`` is its optional nudge to open one). Each allocation's
+    cost is one LLM call, its prompt and generated tokens and the batch's wall seconds divided
+    evenly among the batch's instances."""
+    from llm_auction_env.prompts import ad_llm_chat
+
+    out: list[Allocation] = []
+    bs = max(1, batch_size)
+    for start in range(0, len(batch), bs):
+        chunk = list(batch[start:start + bs])
+        t0 = time.perf_counter()
+        chats = [ad_llm_chat(inst, style=prompt_style) for inst in chunk]
+        kwargs = {"constrain_ads": [inst.ads for inst in chunk], "ad_open_bias": ad_open_bias} if constrain_ads else {}
+        comps = backend.generate(chats, n=1, sampling=sampling_for(sampling, rng), **kwargs)
+        seconds = (time.perf_counter() - t0) / len(chunk)
+        for (c,) in comps:
+            out.append(Allocation(c.text, InferenceCost(1, c.prompt_tokens, c.completion_tokens, seconds)))
+    return out
+
+
 @dataclass
 class PretrainedConfig:
     prompt_style: str = "paper"
@@ -64,20 +96,8 @@ class Pretrained:
         self.backend = resolve_backend(backend, backend_config)
 
     def allocate(self, batch: Sequence[AuctionInstance], rng: np.random.Generator) -> list[Allocation]:
-        from llm_auction_env.prompts import ad_llm_chat
-
-        out: list[Allocation] = []
-        bs = max(1, self.config.batch_size)
-        for start in range(0, len(batch), bs):
-            chunk = list(batch[start:start + bs])
-            t0 = time.perf_counter()
-            chats = [ad_llm_chat(inst, style=self.config.prompt_style) for inst in chunk]
-            comps = self.backend.generate(chats, n=1, sampling=sampling_for(self.config.sampling, rng))
-            seconds = (time.perf_counter() - t0) / len(chunk)
-            for (c,) in comps:
-                cost = InferenceCost(1, c.prompt_tokens, c.completion_tokens, seconds)
-                out.append(Allocation(response=c.text, cost=cost))
-        return out
+        cfg = self.config
+        return sample_ad_llm(self.backend, batch, rng, cfg.prompt_style, cfg.sampling, cfg.batch_size)
 
     def payments(self, inst: AuctionInstance, alloc: Allocation, outcome: Outcome) -> np.ndarray:
         return first_price_per_click(inst, alloc, outcome)
