@@ -386,6 +386,15 @@ def run_leaderboard(config: LeaderboardConfig | dict | None = None, *, backend: 
     return results
 
 
+def git(*args: str) -> str | None:
+    """Output of ``git *args`` in this repository, or None outside a checkout / without git."""
+    repo = Path(__file__).resolve().parents[1]
+    try:
+        return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def run_metadata(cfg: LeaderboardConfig, t_start: float, timing: dict, n_instances: int) -> dict:
     from importlib import metadata
 
@@ -395,14 +404,6 @@ def run_metadata(cfg: LeaderboardConfig, t_start: float, timing: dict, n_instanc
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             versions[pkg] = None
-    repo = Path(__file__).resolve().parents[1]
-
-    def git(*args: str) -> str | None:
-        try:
-            return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return None
-
     dirty = git("status", "--porcelain", "--untracked-files=no")
     return {
         "seed": cfg.seed, "n_instances": n_instances, "git_commit": git("rev-parse", "HEAD"),

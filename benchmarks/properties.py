@@ -432,15 +432,9 @@ def _sweeps(parts: Parts, instances: list, ads, grid, samples: int, args) -> tup
 
 
 def _meta(args, parts: Parts, timing: dict, t_start: float) -> dict:
-    import subprocess
+    from benchmarks.leaderboard import git
 
-    repo = Path(__file__).resolve().parents[1]
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
-                                timeout=10, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = None
-    return {"git_commit": commit, "seed": args.seed, "preset": args.preset, "argv": sys.argv[1:],
+    return {"git_commit": git("rev-parse", "HEAD"), "seed": args.seed, "preset": args.preset, "argv": sys.argv[1:],
             "wall_seconds_per_mechanism": timing, "wall_seconds_total": round(time.time() - t_start, 2),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t_start)), **parts.meta}
 
