@@ -55,14 +55,12 @@ this CPU keep ``bf16=False`` (DESIGN pitfall 6).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import dataclasses
 import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -72,6 +70,7 @@ import numpy as np
 import torch
 
 from llm_auction_env import parsing, reward
+from llm_auction_env.atomic import atomic_dir, atomic_write_text
 from llm_auction_env.llm.base import Chat, Sampling
 from llm_auction_env.types import AuctionInstance
 
@@ -221,39 +220,16 @@ def _phase_rng(cfg: IRPOConfig, epoch: int, phase: str) -> np.random.Generator:
     return np.random.default_rng([cfg.seed, epoch, PHASES.index(phase)])
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def _write_json(path: Path, obj: Any) -> None:
-    _atomic_write(path, json.dumps(obj, indent=1, default=float))
+    atomic_write_text(path, json.dumps(obj, indent=1, default=float))
 
 
 def _write_jsonl(path: Path, rows: Sequence[dict]) -> None:
-    _atomic_write(path, "".join(json.dumps(r, default=float) + "\n" for r in rows))
+    atomic_write_text(path, "".join(json.dumps(r, default=float) + "\n" for r in rows))
 
 
 def _read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-@contextlib.contextmanager
-def _atomic_dir(path: Path):
-    """Yield a temporary folder that replaces ``path`` only if the block completes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        yield tmp
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def fresh_bids(instances: Sequence[AuctionInstance], rng: np.random.Generator) -> list[AuctionInstance]:
@@ -316,7 +292,7 @@ def concat_adapters(sources: Sequence[str | os.PathLike], out: str | os.PathLike
     config = dict(configs[0])
     total = sum(c["r"] for c in configs)
     config.update(r=total, lora_alpha=total)
-    with _atomic_dir(Path(out)) as tmp:
+    with atomic_dir(Path(out)) as tmp:
         save_file(merged, str(tmp / "adapter_model.safetensors"))
         (tmp / "adapter_config.json").write_text(json.dumps(config, indent=1))
 
@@ -492,17 +468,17 @@ class IRPO:
                    "dpo_margin": mean_of("rewards/margins"), "dpo_steps": len(logs),
                    "dpo_loss_last": logs[-1]["loss"] if logs else float("nan"), "dpo_log": logs}
         if cfg.lora_r > 0:
-            with _atomic_dir(ep / "adapter") as tmp:
+            with atomic_dir(ep / "adapter") as tmp:
                 trainer.model.save_pretrained(str(tmp))
             chain = [s for s in (source, str(ep / "adapter")) if s is not None]
             if len(chain) == 1:
-                with _atomic_dir(ep / "policy") as tmp:
+                with atomic_dir(ep / "policy") as tmp:
                     for f in ("adapter_config.json", "adapter_model.safetensors"):
                         shutil.copy(Path(chain[0]) / f, tmp / f)
             else:
                 concat_adapters(chain, ep / "policy")
         else:
-            with _atomic_dir(ep / "policy") as tmp:
+            with atomic_dir(ep / "policy") as tmp:
                 trainer.model.save_pretrained(str(tmp))
                 tokenizer.save_pretrained(str(tmp))
         shutil.rmtree(work, ignore_errors=True)
@@ -688,7 +664,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.export:
         src = Path(history[-1]["policy_out"] or "")
         dst = Path(args.export)
-        with _atomic_dir(dst) as tmp:
+        with atomic_dir(dst) as tmp:
             if src.is_dir():
                 shutil.copytree(src, tmp / "policy")
             shutil.copy(run / "metrics.json", tmp / "metrics.json")

@@ -30,9 +30,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -41,6 +40,7 @@ from scipy.stats import rankdata
 from torch import nn
 
 from llm_auction_env import parsing
+from llm_auction_env.atomic import atomic_dir
 from llm_auction_env.types import AuctionInstance, ClickFeedback
 
 
@@ -305,20 +305,12 @@ class PCTRModel:
     # -- persistence -------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
         """Write config, vocabularies and weights to the folder ``path`` atomically."""
-        path = os.fspath(path)
-        parent = os.path.dirname(os.path.abspath(path))
-        os.makedirs(parent, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=".pctr-", dir=parent)
-        with open(os.path.join(tmp, "config.json"), "w") as f:
-            json.dump(asdict(self.cfg), f, indent=1)
-        with open(os.path.join(tmp, "vocab.json"), "w") as f:
-            json.dump({"users": list(self.user_vocab), "ads": list(self.ad_vocab), "text_dim": self.text_dim,
-                       "n_fits": self.n_fits}, f)
-        if self.net is not None:
-            torch.save(self.net.state_dict(), os.path.join(tmp, "model.pt"))
-        if os.path.exists(path):
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        with atomic_dir(Path(path)) as tmp:
+            (tmp / "config.json").write_text(json.dumps(asdict(self.cfg), indent=1))
+            (tmp / "vocab.json").write_text(json.dumps({"users": list(self.user_vocab), "ads": list(self.ad_vocab),
+                                                        "text_dim": self.text_dim, "n_fits": self.n_fits}))
+            if self.net is not None:
+                torch.save(self.net.state_dict(), tmp / "model.pt")
 
     @classmethod
     def load(cls, path: str | os.PathLike, encoder: Any = None) -> "PCTRModel":
