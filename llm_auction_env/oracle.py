@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
 
 import numpy as np
+from scipy.special import softmax
 
 from .parsing import placements
 from .reward import RewardConfig, penalty
@@ -87,12 +88,6 @@ def _check_grid(grid) -> np.ndarray:
 def expected_payments(bids: np.ndarray, itctr: np.ndarray) -> np.ndarray:
     """First price on expectation: ad i pays ``b_i * itctr_i``."""
     return np.asarray(bids, dtype=np.float64) * np.asarray(itctr, dtype=np.float64)
-
-
-def _softmax_last(logits: np.ndarray) -> np.ndarray:
-    m = logits.max(axis=-1, keepdims=True)
-    e = np.exp(logits - m)
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 @dataclass
@@ -255,7 +250,7 @@ class AllocationOracle:
     def _weights(self, bids: np.ndarray, idx: np.ndarray) -> np.ndarray:
         ctr = self.ctr[idx]
         score = np.matmul(ctr, bids[:, :, None])[:, :, 0] - self.pen[idx]
-        return _softmax_last(self.log_ref[idx] + score / self.beta)
+        return softmax(self.log_ref[idx] + score / self.beta, axis=-1)
 
     def itctr(self, bids, instances) -> np.ndarray:
         """``itctr [B, K]`` for bid vectors ``bids [B, K]`` on instances ``[B]``."""
@@ -277,7 +272,7 @@ class AllocationOracle:
         others[rows, ad] = 0.0
         base = np.matmul(ctr, others[:, :, None])[:, :, 0] - self.pen[idx]  # [B, M]
         logits = self.log_ref[idx][:, None, :] + (base[:, None, :] + grid[None, :, None] * own[:, None, :]) / self.beta
-        w = _softmax_last(logits)  # [B, G, M]
+        w = softmax(logits, axis=-1)  # [B, G, M]
         return np.einsum("bgm,bm->bg", w, own)
 
 
