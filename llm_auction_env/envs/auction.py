@@ -47,7 +47,7 @@ from gymnasium import spaces
 
 from .. import parsing
 from ..reward import RewardConfig
-from ..simulate import BidSource, draw_bids, outcome
+from ..simulate import BidSource, draw_bids, simulate
 from ..types import AuctionInstance
 
 MAX_TEXT = 4096
@@ -124,8 +124,7 @@ class LLMAuctionEnv(gym.Env):
         if not isinstance(action, str):
             raise TypeError(f"action must be the response text (str), got {type(action).__name__}")
         inst = self.instance
-        feedback = self.click_model.sample_clicks([(inst, action)], self.np_random)[0]
-        out = outcome(inst, action, feedback, self.reward_config)
+        (out,) = simulate([(inst, action)], self.click_model, self.np_random, self.reward_config)
         info = {
             "instance": inst,
             "placements": out.placements,

@@ -15,7 +15,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from ..simulate import outcome
+from ..simulate import simulate
 from .auction import LLMAuctionEnv
 
 
@@ -49,14 +49,13 @@ class LLMAuctionVectorEnv(VectorEnv):
         if len(actions) != self.num_envs or not all(isinstance(a, str) for a in actions):
             raise ValueError(f"actions must be {self.num_envs} response strings")
         pairs = [(env.instance, a) for env, a in zip(self.envs, actions)]
-        feedback = self.click_model.sample_clicks(pairs, [env.np_random for env in self.envs])
+        outs = simulate(pairs, self.click_model, [env.np_random for env in self.envs], self.envs[0].reward_config)
         n = self.num_envs
         rewards, dones = np.zeros(n), np.zeros(n, dtype=bool)
         stats = {k: np.zeros(n) for k in ("revenue", "penalty", "n_ads", "n_errors")}
         final_obs = np.full(n, None, dtype=object)
         obs = []
-        for k, (env, (inst, action), fb) in enumerate(zip(self.envs, pairs, feedback)):
-            out = outcome(inst, action, fb, env.reward_config)
+        for k, (env, action, out) in enumerate(zip(self.envs, actions, outs)):
             rewards[k] = out.reward
             for key in stats:
                 stats[key][k] = getattr(out, key)
