@@ -37,8 +37,11 @@ wall time per phase.
 CPU aids (issue 7, item 7): ``constrain_ads`` samples with constrained ad markup
 (``llm_auction_env/llm/constrained.py``: the model decides whether and where to open ``@``, then
 only candidate ``Title@[Ad-ID]`` continuations are allowed), optionally with ``ad_open_bias`` > 0
-added to the logits of ad-opening tokens; ``init_adapter`` starts from a
-warm-start SFT adapter. The served mechanism must use the same settings (``mechanisms/llm_auction.py``).
+added to the logits of ad-opening tokens, from the first token (``ad_open_after="start"``) or only
+once the answer has finished a sentence (``"sentence"``), and ``max_ads`` insertions at most;
+``init_adapter`` starts from a warm-start SFT adapter. The export records these settings and
+``mechanisms/llm_auction.py`` serves the policy with them. The ``quick`` preset is the shipped recipe
+(constrained markup, bias 7 after the first sentence, one ad at most, 128 new tokens).
 
 Multi-GPU / at scale (same code): sampling goes through any text backend; with vLLM installed set
 ``backend="vllm"`` (DESIGN.md section 6). The DPO phase runs under Accelerate unchanged::
@@ -100,6 +103,10 @@ class IRPOConfig:
     ad_open_bias: float = 0.0
     """With ``constrain_ads``: added to the logits of tokens that open an insertion (aid for small
     models that never write ``@``; see ``constrained.py``). 0 = the model alone decides."""
+    ad_open_after: str = "start"
+    """``"start"``: the bias acts from the first token; ``"sentence"``: only after the first sentence."""
+    max_ads: int | None = None
+    """With ``constrain_ads``: at most this many insertions per response (None = no cap)."""
     # sampling (paper Ad-LLM: 0.7 / 0.8 / 20)
     k_deploy: int = 4
     m_samples: int = 4
@@ -141,8 +148,15 @@ class IRPOConfig:
             raise ValueError(f"m_samples must be >= 2 to form pairs, got {self.m_samples}")
         if self.epochs < 1 or self.n_queries < 1 or self.k_deploy < 1:
             raise ValueError("epochs, n_queries and k_deploy must be >= 1")
-        if self.ad_open_bias and not self.constrain_ads:
-            raise ValueError("ad_open_bias needs constrain_ads=True")
+        if (self.ad_open_bias or self.max_ads is not None) and not self.constrain_ads:
+            raise ValueError("ad_open_bias and max_ads need constrain_ads=True")
+        self.markup_aid  # validates the aid's fields
+
+    @property
+    def markup_aid(self):
+        from llm_auction_env.llm.constrained import MarkupAid
+
+        return MarkupAid(self.ad_open_bias, self.ad_open_after, self.max_ads)
 
     @property
     def reward_cfg(self) -> reward.RewardConfig:
@@ -153,8 +167,12 @@ class IRPOConfig:
 
 
 PRESETS: dict[str, IRPOConfig] = {
-    # CPU minutes on the embedded SmolLM2-135M (sizes measured in benchmarks/RESULTS_irpo.md).
-    "quick": IRPOConfig(),
+    # The shipped CPU adapters: embedded SmolLM2-135M with constrained markup and the after-first-
+    # sentence open bias, one ad at most (sizes and times in benchmarks/RESULTS_irpo.md).
+    "quick": IRPOConfig(
+        n_queries=40, k_deploy=2, m_samples=4, max_new_tokens=128, constrain_ads=True, ad_open_bias=7.0,
+        ad_open_after="sentence", max_ads=1, learning_rate=2e-4, dpo_epochs=2, threads=1,
+    ),
     # The paper's settings (App. B.2.3); needs GPUs (see the module docstring).
     "paper": IRPOConfig(
         epochs=3, n_queries=12000, k_ads=100, model="Qwen/Qwen3-4B-Instruct-2507", prompt_style="paper",
@@ -351,7 +369,7 @@ class IRPO:
     def sample(self, source: str | None, instances: Sequence[AuctionInstance], n: int, seed: int) -> list[list[str]]:
         backend = self.backend(source)
         chats = [self.comps.chat(inst) for inst in instances]
-        kwargs = {"constrain_ads": [inst.ads for inst in instances], "ad_open_bias": self.cfg.ad_open_bias} \
+        kwargs = {"constrain_ads": [inst.ads for inst in instances], "markup_aid": self.cfg.markup_aid} \
             if self.cfg.constrain_ads else {}
         out = backend.generate(chats, n, self.cfg.sampling(seed), progress=True, **kwargs)
         return [[c.text for c in row] for row in out]

@@ -18,7 +18,8 @@ the same constrained ad markup) as in training; no extra inference cost over ``p
 ``model``                   base model of the adapter (default ``"embedded"`` SmolLM2-135M-Instruct)
 ``prompt_style``,           default: as recorded in the export's ``config.json`` (else ``compact`` / off);
 ``constrain_ads``,          explicit values override
-``ad_open_bias``
+``ad_open_bias``,
+``ad_open_after``, ``max_ads``
 ``sampling``                paper Ad-LLM sampling 0.7 / 0.8 / 20 (``max_new_tokens`` from it)
 ==========================  ===========================================================================
 """
@@ -33,6 +34,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from llm_auction_env.llm.base import Sampling
+from llm_auction_env.llm.constrained import MarkupAid
 from llm_auction_env.types import Allocation, AuctionInstance, Outcome
 
 from .base import MECHANISMS, first_price_per_click
@@ -48,6 +50,8 @@ class LLMAuctionConfig:
     prompt_style: str | None = None
     constrain_ads: bool | None = None
     ad_open_bias: float | None = None
+    ad_open_after: str | None = None
+    max_ads: int | None = None
     sampling: Sampling = field(default_factory=Sampling)
     batch_size: int = 16
 
@@ -84,6 +88,8 @@ class LLMAuction:
             prompt_style=cfg.prompt_style or trained.get("prompt_style", "compact"),
             constrain_ads=trained.get("constrain_ads", False) if cfg.constrain_ads is None else cfg.constrain_ads,
             ad_open_bias=trained.get("ad_open_bias", 0.0) if cfg.ad_open_bias is None else cfg.ad_open_bias,
+            ad_open_after=cfg.ad_open_after or trained.get("ad_open_after", "start"),
+            max_ads=trained.get("max_ads") if cfg.max_ads is None else cfg.max_ads,
         )
         self.config = cfg
         self.adapter = adapter_dir
@@ -99,7 +105,8 @@ class LLMAuction:
     def allocate(self, batch: Sequence[AuctionInstance], rng: np.random.Generator) -> list[Allocation]:
         cfg = self.config
         return sample_ad_llm(self.backend, batch, rng, cfg.prompt_style, self.sampling, cfg.batch_size,
-                             constrain_ads=cfg.constrain_ads, ad_open_bias=cfg.ad_open_bias)
+                             constrain_ads=cfg.constrain_ads,
+                             markup_aid=MarkupAid(cfg.ad_open_bias, cfg.ad_open_after, cfg.max_ads))
 
     def payments(self, inst: AuctionInstance, alloc: Allocation, outcome: Outcome) -> np.ndarray:
         return first_price_per_click(inst, alloc, outcome)

@@ -52,12 +52,12 @@ def sample_ad_llm(
     sampling: Sampling,
     batch_size: int,
     constrain_ads: bool = False,
-    ad_open_bias: float = 0.0,
+    markup_aid=None,
 ) -> list[Allocation]:
     """One response per instance from the Ad-LLM prompt (App. B), in batches of ``batch_size``.
 
     With ``constrain_ads`` the backend's constrained ad markup is on (the instance's candidates are
-    the allowed insertions; ``ad_open_bias`` is its optional nudge to open one). Each allocation's
+    the allowed insertions; ``markup_aid``, a ``constrained.MarkupAid``, its optional nudge to open one). Each allocation's
     cost is one LLM call, its prompt and generated tokens and the batch's wall seconds divided
     evenly among the batch's instances."""
     from llm_auction_env.prompts import ad_llm_chat
@@ -68,7 +68,7 @@ def sample_ad_llm(
         chunk = list(batch[start:start + bs])
         t0 = time.perf_counter()
         chats = [ad_llm_chat(inst, style=prompt_style) for inst in chunk]
-        kwargs = {"constrain_ads": [inst.ads for inst in chunk], "ad_open_bias": ad_open_bias} if constrain_ads else {}
+        kwargs = {"constrain_ads": [inst.ads for inst in chunk], "markup_aid": markup_aid} if constrain_ads else {}
         comps = backend.generate(chats, n=1, sampling=sampling_for(sampling, rng), **kwargs)
         seconds = (time.perf_counter() - t0) / len(chunk)
         for (c,) in comps:

@@ -3,12 +3,14 @@ masks, and seeded generation on the tiny random Llama where every opened ``@`` m
 candidate insertion (checked with ``parsing.placements``: zero errors)."""
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from transformers import LogitsProcessor
 
 from llm_auction_env.llm import Sampling
-from llm_auction_env.llm.constrained import AdMarkupConstraint, _advance, _State, token_bytes
+from llm_auction_env.llm.constrained import AdMarkupConstraint, MarkupAid, _advance, _State, token_bytes
 from llm_auction_env.llm.transformers_backend import TransformersBackend
 from llm_auction_env.parsing import error_counts, placements, valid_ids
 from llm_auction_env.types import Ad
@@ -131,7 +133,7 @@ def test_constrain_ads_option_on_generate(backend):
     ads = [ADS, ADS[:1]]
     s = Sampling(max_new_tokens=30, seed=4)
     plain = backend.generate(CHATS, n=2, sampling=s, constrain_ads=ads)
-    nudged = backend.generate(CHATS, n=2, sampling=s, constrain_ads=ads, ad_open_bias=12.0)
+    nudged = backend.generate(CHATS, n=2, sampling=s, constrain_ads=ads, markup_aid=MarkupAid(open_bias=12.0))
     counts = []
     for out in (plain, nudged):
         found = [placements(c.text, ads[p]) for p, row in enumerate(out) for c in row]
@@ -140,6 +142,35 @@ def test_constrain_ads_option_on_generate(backend):
     assert counts[0] == 0 and counts[1] >= 2  # the random model never opens '@' unless nudged
     with pytest.raises(ValueError):
         backend.generate(CHATS, constrain_ads=[ADS])
+
+
+def test_markup_aid_cap_and_sentence_start(backend):
+    """``max_ads`` caps insertions per response; ``open_after="sentence"`` keeps the nudge off until the
+    row has written a word and then a sentence end, so every nudged ad follows a finished sentence."""
+    ads = [ADS, ADS]
+    s = Sampling(max_new_tokens=40, seed=2)
+    flood = backend.generate(CHATS, n=3, sampling=s, constrain_ads=ads, markup_aid=MarkupAid(open_bias=30.0))
+    capped = backend.generate(CHATS, n=3, sampling=s, constrain_ads=ads, markup_aid=MarkupAid(open_bias=30.0, max_ads=1))
+    n_flood = [len(valid_ids(placements(c.text, ADS))) for row in flood for c in row]
+    n_capped = [len(valid_ids(placements(c.text, ADS))) for row in capped for c in row]
+    assert max(n_flood) >= 2 and max(n_capped) == 1 and min(n_capped) == 1
+    late = backend.generate(CHATS, n=4, sampling=Sampling(max_new_tokens=120, seed=2), constrain_ads=ads,
+                            markup_aid=MarkupAid(open_bias=30.0, open_after="sentence", max_ads=1))
+    n_late = 0
+    for row in late:
+        for c in row:
+            found = placements(c.text, ADS)
+            assert not error_counts(found)
+            if valid_ids(found):
+                n_late += 1
+                before = c.text[: c.text.index("@")]
+                assert re.search(r"\w.*[.!?\n]", before, re.S), c.text
+    assert n_late >= 1
+    assert any(c.text.lstrip().startswith("@") for row in flood for c in row)  # without it, ads open the answer
+    with pytest.raises(ValueError):
+        MarkupAid(open_after="middle")
+    with pytest.raises(ValueError):
+        MarkupAid(max_ads=-1)
 
 
 def test_no_insertion_started_without_budget_to_finish(backend):

@@ -20,9 +20,13 @@ markup mode         only candidate continuations; end-of-sequence and special to
 ``allow_repeat``    False (default): an ad already inserted in this row is no longer a candidate,
                     so the parser never sees a ``duplicate``; with no candidate left, ``@`` that would
                     open markup is masked
-``open_bias``       0.0 (default: the model alone decides whether to open an ad). A positive value is
-                    added to the logits of tokens that would open an insertion: a documented,
-                    selectable aid for small models that never write ``@`` (report it separately)
+``aid``             ``MarkupAid()`` (default: the model alone decides whether and where to open an ad).
+                    ``MarkupAid(open_bias=b)`` adds ``b`` to the logits of tokens that would open an
+                    insertion: a documented, selectable aid for small models that never write ``@``
+                    (report it separately). ``open_after="sentence"`` applies the bias only once the
+                    row has finished a sentence (so ads land inside the answer, after the model has
+                    written about the query, not as its first words); ``max_ads=k`` masks opening
+                    tokens after ``k`` insertions (so a constant bias cannot flood long answers)
 state               per batch row, updated from the tokens generate() appended since the last call
 ==================  ==================================================================================
 
@@ -37,12 +41,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
+import numpy as np
 import torch
 from transformers import LogitsProcessor
 
 from ..types import Ad
 
 _AT, _OPEN, _CLOSE = ord("@"), ord("["), ord("]")
+_SENTENCE_END = frozenset(b".!?\n")
 _WORD = re.compile(r"\w")
 _BARE_ID = re.compile(rb"\[\s*Ad-\d{1,8}\s*")  # + ']' = an id outside markup: the parser's "malformed"
 _BARE_ID_PREFIX = re.compile(rb"\[\s*(?:A(?:d(?:-(?:\d{1,8}\s*)?)?)?)?")
@@ -79,6 +85,27 @@ def token_bytes(tokenizer) -> list[bytes | None]:
         else:
             out.append(tokenizer.decode([i], clean_up_tokenization_spaces=False).encode("utf-8"))
     return out
+
+
+@dataclass(frozen=True)
+class MarkupAid:
+    """Aid for small models inside constrained markup (see the module docstring); the default is none.
+
+    ``open_bias``: logit added to tokens that open an insertion; ``open_after``: ``"start"`` (bias from
+    the first token) or ``"sentence"`` (only after the row's first finished sentence); ``max_ads``:
+    at most this many insertions per response (``None``: no cap)."""
+
+    open_bias: float = 0.0
+    open_after: str = "start"
+    max_ads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.open_after not in ("start", "sentence"):
+            raise ValueError(f"MarkupAid.open_after must be 'start' or 'sentence', got {self.open_after!r}")
+        if self.max_ads is not None and self.max_ads < 0:
+            raise ValueError(f"MarkupAid.max_ads must be >= 0 or None, got {self.max_ads}")
+        if not np.isfinite(self.open_bias):
+            raise ValueError(f"MarkupAid.open_bias must be finite, got {self.open_bias}")
 
 
 @dataclass(frozen=True)
@@ -160,9 +187,9 @@ class AdMarkupConstraint:
         ads_per_row: Sequence[Sequence[Ad]],
         max_new_tokens: int | None = None,
         allow_repeat: bool = False,
-        open_bias: float = 0.0,
+        aid: MarkupAid = MarkupAid(),
     ) -> "AdMarkupLogitsProcessor":
-        return AdMarkupLogitsProcessor(self, ads_per_row, max_new_tokens, allow_repeat, open_bias)
+        return AdMarkupLogitsProcessor(self, ads_per_row, max_new_tokens, allow_repeat, aid)
 
     def _with_prefix(self, start: bytes) -> list[bytes]:
         """Vocabulary byte strings that start with ``start`` (strictly longer)."""
@@ -220,6 +247,8 @@ class _Row:
     state: _State
     finished: bool = False
     inserted: list[str] = field(default_factory=list)
+    wrote_word: bool = False  # free text so far holds a word character
+    sentence_done: bool = False  # ... followed by a sentence end (.!? or newline)
 
 
 class AdMarkupLogitsProcessor(LogitsProcessor):
@@ -231,12 +260,12 @@ class AdMarkupLogitsProcessor(LogitsProcessor):
         ads_per_row: Sequence[Sequence[Ad]],
         max_new_tokens: int | None,
         allow_repeat: bool,
-        open_bias: float = 0.0,
+        aid: MarkupAid = MarkupAid(),
     ) -> None:
         self.index = index
         self.max_new_tokens = max_new_tokens
         self.allow_repeat = allow_repeat
-        self.open_bias = open_bias
+        self.aid = aid
         self.ad_of: list[dict[bytes, str]] = []
         self.rows: list[_Row] = []
         for ads in ads_per_row:
@@ -261,6 +290,14 @@ class AdMarkupLogitsProcessor(LogitsProcessor):
                 data = self.index.bytes[tok] if tok < self.index.vocab_size else None
                 if not data:
                     continue
+                if row.state.prefix is None and not row.sentence_done:
+                    for b in data:
+                        if b == _AT:
+                            break
+                        if row.wrote_word and b in _SENTENCE_END:
+                            row.sentence_done = True
+                            break
+                        row.wrote_word = row.wrote_word or bool(_WORD.match(chr(b))) or b >= 0x80
                 step = _advance(row.state, data, self.allow_repeat)
                 if step is None:  # cannot happen for tokens this processor allowed
                     raise RuntimeError(f"token {tok} violates the ad-markup constraint")
@@ -273,6 +310,7 @@ class AdMarkupLogitsProcessor(LogitsProcessor):
         self._update(input_ids)
         steps_left = None if self.max_new_tokens is None else self.max_new_tokens - self.seen
         scores = scores.clone()
+        aid = self.aid
         for r, row in enumerate(self.rows):
             if row.finished:
                 continue
@@ -280,13 +318,15 @@ class AdMarkupLogitsProcessor(LogitsProcessor):
             if st.prefix is None:
                 longest = max((len(c) for c in st.candidates), default=0)
                 can_open = steps_left is None or longest <= steps_left - 1
+                if aid.max_ads is not None and len(row.inserted) >= aid.max_ads:
+                    can_open = False
                 banned = self.index.banned_in_free(st, can_open, self.allow_repeat)
                 if banned:
                     scores[r, banned] = -float("inf")
-                if self.open_bias and can_open:
+                if aid.open_bias and can_open and (aid.open_after == "start" or row.sentence_done):
                     opening = self.index.opening_in_free(st, self.allow_repeat)
                     if opening:
-                        scores[r, opening] += self.open_bias
+                        scores[r, opening] += aid.open_bias
             else:
                 allowed = self.index.allowed_in_markup(st, self.allow_repeat)
                 keep = scores[r, allowed].clone()

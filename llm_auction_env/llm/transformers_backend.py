@@ -22,7 +22,7 @@ temperature / top-p / top-k (greedy when ``temperature == 0``), honours ``min_ne
 ``batch_size``) without touching torch's global RNG. Sampling runs in ``SampleTopKTopP`` (top-k
 before top-p, only k candidates sorted), the last logits processor. Optional keyword arguments:
 ``constrain_ads`` (one candidate-ad list per chat: constrained ad markup, see ``constrained.py``;
-``ad_open_bias`` > 0 also nudges the model to open insertions) or
+``markup_aid``, a ``constrained.MarkupAid``, optionally nudges the model to open insertions) or
 ``logits_processor_factory(rows)`` returning a ``LogitsProcessor`` or a list of them (``rows`` = the
 chat index of each batch row; they run before the sampler). Each ``Completion.extra["token_ids"]``
 holds the sampled tokens when they decode to exactly the text.
@@ -211,7 +211,7 @@ class TransformersBackend:
         sampling: Sampling | None = None,
         *,
         constrain_ads: Sequence[Sequence[Ad]] | None = None,
-        ad_open_bias: float = 0.0,
+        markup_aid=None,
         logits_processor_factory: ProcessorFactory | None = None,
         progress: bool = False,
     ) -> list[list[Completion]]:
@@ -226,7 +226,7 @@ class TransformersBackend:
                 raise ValueError(f"constrain_ads has {len(constrain_ads)} lists for {len(prompts)} prompts")
             index = self.constraint()
             logits_processor_factory = lambda rows: index.processor(  # noqa: E731
-                [constrain_ads[p] for p in rows], sampling.max_new_tokens, open_bias=ad_open_bias
+                [constrain_ads[p] for p in rows], sampling.max_new_tokens, **({"aid": markup_aid} if markup_aid else {})
             )
         if not prompts:
             return []
