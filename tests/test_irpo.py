@@ -159,7 +159,8 @@ def test_llm_auction_mechanism_serves_trained_adapter(uninterrupted, tiny_llama,
     run, _ = uninterrupted
     export = tmp_path / "export"  # the layout `llm-auction train --export` writes
     shutil.copytree(run / "epoch_01" / "policy", export / "policy")
-    shutil.copy(run / "config.json", export / "config.json")
+    trained = json.loads((run / "config.json").read_text())
+    (export / "config.json").write_text(json.dumps({**trained, "ad_open_after": "sentence", "max_ads": 1}))
     model, tok = tiny_llama
     backend = TransformersBackend.from_model(copy.deepcopy(model), tok, batch_size=4)
     from llm_auction_env.llm.base import Sampling
@@ -167,6 +168,7 @@ def test_llm_auction_mechanism_serves_trained_adapter(uninterrupted, tiny_llama,
     mech = make_mechanism("llm_auction", backend=backend, adapter=str(export), sampling=Sampling(max_new_tokens=6))
     assert mech.config.constrain_ads is True and mech.config.prompt_style == "compact"  # as trained
     assert mech.config.ad_open_bias == 2.0  # the sampling aid is served as trained
+    assert mech.config.ad_open_after == "sentence" and mech.config.max_ads == 1
     from peft import PeftModel
 
     assert isinstance(backend.model, PeftModel)  # the shared backend now serves the adapter
@@ -180,6 +182,11 @@ def test_llm_auction_mechanism_serves_trained_adapter(uninterrupted, tiny_llama,
 def test_ad_open_bias_needs_constrained_markup(tmp_path):
     with pytest.raises(ValueError, match="constrain_ads"):
         config(tmp_path, constrain_ads=False, ad_open_bias=6.0)
+    with pytest.raises(ValueError, match="constrain_ads"):
+        config(tmp_path, constrain_ads=False, ad_open_bias=0.0, max_ads=1)
+    with pytest.raises(ValueError, match="open_after"):
+        config(tmp_path, ad_open_after="paragraph")
+    assert config(tmp_path, ad_open_after="sentence", max_ads=1).markup_aid.max_ads == 1
 
 
 def test_sft_demo_inserts_relevant_ad_early_and_validly():
