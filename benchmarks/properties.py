@@ -74,6 +74,7 @@ from typing import Any
 import numpy as np
 
 from llm_auction_env import properties as P
+from llm_auction_env.templates import single_ad_response, template_candidates
 
 SUBCOMMANDS = ("monotonicity", "continuity", "incentives")
 DEFAULT_MECHANISMS = ("pretrained", "gsp_slot", "mosaic", "llm_auction")
@@ -329,30 +330,6 @@ def build_parts(args: argparse.Namespace, settings: dict, parser: argparse.Argum
 # --------------------------------------------------------------------------- LLM-free reference
 REFERENCE = "oracle_softmax"
 """Benchmark-local reference mechanism (not in the registry): see :class:`SoftmaxOracle`."""
-
-
-_INTRO = "Good question. Here is what I would look at first. Think about your budget and how often you will use it."
-_OUTRO = "Compare a few options before you decide."
-
-
-def single_ad_response(inst, ad) -> str:
-    """A short answer recommending ``ad`` in its own sentence amid plain sentences (not appended,
-    not flooded under the semantic user's rules)."""
-    from llm_auction_env.parsing import render
-
-    return f"{_INTRO} For this, I would suggest {render(ad)} because it fits what you describe. {_OUTRO}"
-
-
-def template_candidates(inst) -> list[str]:
-    """Fixed candidate responses for ``inst``: an ad-free answer, the answer recommending each
-    single ad, and each pair of neighbouring ads (valid markup by construction)."""
-    from llm_auction_env.parsing import render
-
-    out = [f"{_INTRO} Start with something simple that fits what you describe. {_OUTRO}"]
-    out += [single_ad_response(inst, a) for a in inst.ads]
-    out += [f"{_INTRO} For this, I would suggest {render(a)} or {render(b)} because they fit what you describe. "
-            f"{_OUTRO}" for a, b in zip(inst.ads, inst.ads[1:])]
-    return out
 
 
 class SoftmaxOracle:

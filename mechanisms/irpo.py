@@ -7,7 +7,8 @@ e.g. the warm-start SFT of ``mechanisms/sft.py``):
 
 1. **deploy** (``--reward pctr`` only): fresh bids U{1..100} for every training query, ``k_deploy``
    responses each (paper: 10), clicks from the click model -> click log D_t.
-2. **pctr**: the pCTR model (``mechanisms/pctr.py``) continues training from psi_{t-1} on D_t;
+2. **pctr**: the pCTR model (``mechanisms/pctr.py``) continues training from psi_{t-1} on D_t
+   (epoch 1 with ``historical_queries`` > 0: on D_1 plus a historical template click log, psi_0);
    held-out log-loss / AUC are logged. With ``--reward oracle`` phases 1-2 are skipped: the
    reward uses the click model's exact click probabilities (the paper's LLM-Auction (Oracle)).
 3. **samples**: fresh bids again, ``m_samples`` responses per query (paper: 5), each scored with
@@ -41,7 +42,8 @@ added to the logits of ad-opening tokens, from the first token (``ad_open_after=
 once the answer has finished a sentence (``"sentence"``), and ``max_ads`` insertions at most;
 ``init_adapter`` starts from a warm-start SFT adapter. The export records these settings and
 ``mechanisms/llm_auction.py`` serves the policy with them. The ``quick`` preset is the shipped recipe
-(constrained markup, bias 7 after the first sentence, one ad at most, 128 new tokens).
+(constrained markup, bias 7 after the first sentence, one ad at most, 128 new tokens; the pCTR
+starts from a historical template click log of 300 other training queries).
 
 Multi-GPU / at scale (same code): sampling goes through any text backend; with vLLM installed set
 ``backend="vllm"`` (DESIGN.md section 6). The DPO phase runs under Accelerate unchanged::
@@ -77,7 +79,7 @@ from llm_auction_env.atomic import atomic_dir, atomic_write_text
 from llm_auction_env.llm.base import Chat, Sampling
 from llm_auction_env.types import AuctionInstance
 
-from .pctr import PCTRConfig, PCTRModel, records_from_feedback
+from .pctr import PCTRConfig, PCTRModel, historical_log, records_from_feedback
 
 PHASES = ("deploy", "pctr", "samples", "pairs", "dpo")
 
@@ -107,6 +109,9 @@ class IRPOConfig:
     """``"start"``: the bias acts from the first token; ``"sentence"``: only after the first sentence."""
     max_ads: int | None = None
     """With ``constrain_ads``: at most this many insertions per response (None = no cap)."""
+    historical_queries: int = 0
+    """psi_0 (``--reward pctr``): the first epoch's pCTR also trains on a historical click log of
+    template answers to this many training-split queries (``pctr.historical_log``; 0 = none)."""
     # sampling (paper Ad-LLM: 0.7 / 0.8 / 20)
     k_deploy: int = 4
     m_samples: int = 4
@@ -171,7 +176,7 @@ PRESETS: dict[str, IRPOConfig] = {
     # sentence open bias, one ad at most (sizes and times in benchmarks/RESULTS_irpo.md).
     "quick": IRPOConfig(
         n_queries=40, k_deploy=2, m_samples=4, max_new_tokens=128, constrain_ads=True, ad_open_bias=7.0,
-        ad_open_after="sentence", max_ads=1, learning_rate=2e-4, dpo_epochs=2, threads=1,
+        ad_open_after="sentence", max_ads=1, historical_queries=300, learning_rate=2e-4, dpo_epochs=2, threads=1,
     ),
     # The paper's settings (App. B.2.3); needs GPUs (see the module docstring).
     "paper": IRPOConfig(
@@ -196,6 +201,8 @@ class Components:
     load_base: Callable[[], tuple[Any, Any]]
     """Returns a fresh (model, tokenizer) with the base weights, fp32."""
     pctr_encoder: Any = None
+    historical_instances: Callable[[int], list[AuctionInstance]] | None = None
+    """``n -> n`` instances for the historical click log (other training-split queries)."""
 
 
 def build_components(cfg: IRPOConfig) -> Components:
@@ -220,6 +227,7 @@ def build_components(cfg: IRPOConfig) -> Components:
         click_model=_click_model(cfg.click_model),
         chat=lambda inst: ad_llm_chat(inst, style=cfg.prompt_style),
         load_base=load_base,
+        historical_instances=lambda n: make_instances(dataset, "train", n, cfg.k_ads, rng=cfg.seed + 1),
     )
 
 
@@ -400,8 +408,15 @@ class IRPO:
         pairs = self._deploy_pairs(rows)
         feedback = [[ClickFeedback(a, bool(c)) for a, c in r["clicks"].items()] for r in rows]
         records = records_from_feedback(pairs, feedback)
+        n_hist = 0
+        if t == 1 and self.cfg.historical_queries > 0:
+            if self.comps.historical_instances is None:
+                raise ValueError("historical_queries > 0 needs Components.historical_instances")
+            insts = self.comps.historical_instances(self.cfg.historical_queries)
+            history = historical_log(insts, self.comps.click_model, _phase_rng(self.cfg, 0, "pctr"))
+            n_hist, records = len(history), history + records
         metrics = model.fit(records) if records else {"n_train": 0, "auc": float("nan"), "logloss": float("nan")}
-        return model, metrics
+        return model, {**metrics, "n_historical": n_hist}
 
     def reward_model(self, t: int) -> Callable[[list[tuple[AuctionInstance, str]]], list[dict[str, float]]]:
         if self.cfg.reward == "oracle":

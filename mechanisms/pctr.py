@@ -23,6 +23,12 @@ response's ads across sets) and returns log-loss and AUC on them. ``predict(pair
 (instance, response), ``{ad_id: prob}`` for the valid placements only -- the same shape as a click
 model's ``click_probs`` -- so it can stand in for clicks in Eq. 5/8.
 
+psi_0 (Algorithm 1's initial reward model, "trained on historical click logs", Sec. 4.1.1):
+``historical_log`` builds a synthetic log without any LLM -- template answers
+(``llm_auction_env.templates.placement_variants``: no ad, or one candidate inside the answer, as its
+first words, or appended) clicked by the click model; IRPO adds it to the first epoch's click log
+with ``historical_queries > 0``.
+
 Save/load: ``save(dir)`` writes ``config.json``, ``vocab.json`` and ``model.pt`` (torch state dict)
 atomically (temporary folder + rename); ``PCTRModel.load(dir, encoder=...)``.
 """
@@ -333,4 +339,16 @@ class PCTRModel:
         return {} if self.net is None else self.net.state_dict()
 
 
-__all__ = ["PCTRConfig", "PCTRModel", "ClickRecord", "records_from_feedback", "auc", "log_loss"]
+def historical_log(
+    instances: Sequence[AuctionInstance], click_model: Any, rng: np.random.Generator
+) -> list[ClickRecord]:
+    """Click log of the template placements of every candidate ad of every instance (see the module
+    docstring), with clicks drawn from ``click_model``."""
+    from llm_auction_env.templates import placement_variants
+
+    pairs = [(inst, y) for inst in instances for y in placement_variants(inst)]
+    return records_from_feedback(pairs, click_model.sample_clicks(pairs, rng))
+
+
+__all__ = ["PCTRConfig", "PCTRModel", "ClickRecord", "records_from_feedback", "historical_log", "auc", "log_loss"]
+

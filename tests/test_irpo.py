@@ -209,3 +209,19 @@ def test_sft_demo_inserts_relevant_ad_early_and_validly():
     stats = allocation_stats([(inst, text), (inst, "no ad")])
     assert stats["valid_insertion_rate"] == 0.5 and stats["ads_per_response"] == 0.5
     assert stats["bid_sensitivity"] < 0  # only the low-bid ad was inserted
+
+
+def test_historical_click_log_joins_the_first_pctr_fit(tiny_llama, tmp_path):
+    """psi_0: with ``historical_queries`` the first epoch's pCTR also fits the template click log."""
+    comps = components(tiny_llama)
+    comps.historical_instances = lambda n: comps.instances[:n]
+    irpo = IRPO(config(tmp_path / "h", historical_queries=2), comps)
+    rows = irpo.phase_deploy(1, None)
+    _, metrics = irpo.phase_pctr(1, rows)
+    assert metrics["n_historical"] == 2 * 3 * len(ADS)  # every ad inside / first / appended
+    assert metrics["n_train"] + metrics["n_heldout"] >= metrics["n_historical"]
+    _, later = irpo.phase_pctr(2, rows)  # later epochs use the new click log only
+    assert later["n_historical"] == 0
+    comps.historical_instances = None
+    with pytest.raises(ValueError, match="historical_instances"):
+        IRPO(config(tmp_path / "h2", historical_queries=2), comps).phase_pctr(1, rows)

@@ -101,3 +101,37 @@ def test_save_load_roundtrip_and_vocab_growth(tmp_path):
     n_users = len(again.user_vocab)
     again.fit(logs[:100] + extra)  # grows the tables, keeps old rows
     assert len(again.user_vocab) == n_users + 1 and "Ad-555" in again.ad_vocab
+
+
+class PlacementClicks:
+    """Toy user: clicks an ad shown inside the answer with p=0.6, elsewhere with p=0.05."""
+
+    def sample_clicks(self, pairs, rng):
+        from llm_auction_env.parsing import placements
+
+        out = []
+        for inst, text in pairs:
+            fb = []
+            for p in placements(text, inst.ads):
+                inside = not text.startswith("@") and not text.rstrip().endswith("]")
+                fb.append(ClickFeedback(p.ad_id, bool(rng.random() < (0.6 if inside else 0.05))))
+            out.append(fb)
+        return out
+
+
+def test_historical_log_covers_every_placement_and_teaches_placement():
+    from mechanisms.pctr import historical_log
+
+    insts = [AuctionInstance(f"where to start with {TOPICS[i % 4]}?", USERS[i], tuple(ADS[:4]), np.ones(4))
+             for i in range(20)]
+    log = historical_log(insts, PlacementClicks(), np.random.default_rng(0))
+    assert len(log) == 20 * 4 * 3  # the ad-free answer has no row; each ad inside / first / appended
+    inside = [r.clicked for r in log if not r.response.startswith("@") and not r.response.endswith("]")]
+    elsewhere = [r.clicked for r in log if r.response.startswith("@") or r.response.endswith("]")]
+    assert len(inside) == 80 and len(elsewhere) == 160
+    assert np.mean(inside) > 0.4 and np.mean(elsewhere) < 0.15  # toy rates 0.6 / 0.05, n = 80 / 160
+    model = PCTRModel(PCTRConfig(steps=300, holdout=0.0, unknown_dropout=0.0), encoder=HashedBagOfWords())
+    model.fit(log)
+    probs = model.predict_records(log)
+    labels = np.array([r.response.startswith("@") or r.response.endswith("]") for r in log])
+    assert probs[~labels].mean() > probs[labels].mean() + 0.2  # pCTR learned that placement matters
