@@ -241,10 +241,19 @@ def label(name: str, mech: Any, cfg: LeaderboardConfig) -> str:
     return name
 
 
-def _fingerprint(name: str, cfg: LeaderboardConfig) -> str:
+def _fingerprint(name: str, cfg: LeaderboardConfig, mech: Any = None) -> str:
+    """Checkpoint key: the run config, the mechanism's kwargs and, for trained policies, the bytes of
+    the served adapter (so retrained weights at the same path never reuse old rows)."""
     keep = {k: v for k, v in asdict(cfg).items() if k not in ("out", "mechanisms", "n_boot", "resume", "mechanism_kwargs", "preset", "threads")}
     keep["mechanism_kwargs"] = cfg.mechanism_kwargs.get(name, {})
     keep["mechanism"] = name
+    adapter = getattr(mech, "adapter", None)
+    if adapter is not None:
+        digest = hashlib.sha256()
+        for f in sorted(Path(adapter).rglob("*")):
+            if f.is_file():
+                digest.update(f.name.encode() + f.read_bytes())
+        keep["adapter_sha256"] = digest.hexdigest()
     return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -291,7 +300,7 @@ def evaluate_mechanism(name: str, mech: Any, instances: list, click_model: Any, 
     from llm_auction_env.simulate import simulate
 
     reward_cfg = _reward_cfg(cfg)
-    fp = _fingerprint(name, cfg)
+    fp = _fingerprint(name, cfg, mech)
     done = _load_checkpoint(ckpt, fp) if (ckpt is not None and cfg.resume) else {}
     if ckpt is not None and not done:
         ckpt.parent.mkdir(parents=True, exist_ok=True)

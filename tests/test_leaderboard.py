@@ -93,3 +93,20 @@ def test_presets():
     assert (p.n_queries, p.k_ads, p.mosaic_m) == (3000, 100, 20)
     with pytest.raises(ValueError, match="preset"):
         lb.LeaderboardConfig.from_preset("huge")
+
+
+def test_checkpoint_fingerprint_follows_the_served_adapter(tmp_path):
+    """Retrained weights at the same adapter path must not reuse checkpointed rows."""
+    class Served:
+        def __init__(self, adapter):
+            self.adapter = adapter
+
+    adapter = tmp_path / "policy"
+    adapter.mkdir()
+    (adapter / "adapter_model.safetensors").write_bytes(b"weights-1")
+    cfg = lb.LeaderboardConfig()
+    first = lb._fingerprint("llm_auction", cfg, Served(adapter))
+    assert lb._fingerprint("llm_auction", cfg, Served(adapter)) == first
+    (adapter / "adapter_model.safetensors").write_bytes(b"weights-2")
+    assert lb._fingerprint("llm_auction", cfg, Served(adapter)) != first
+    assert lb._fingerprint("pretrained", cfg) == lb._fingerprint("pretrained", cfg, object())  # no adapter: config only
