@@ -43,7 +43,9 @@ once the answer has finished a sentence (``"sentence"``), and ``max_ads`` insert
 ``init_adapter`` starts from a warm-start SFT adapter. The export records these settings and
 ``mechanisms/llm_auction.py`` serves the policy with them. The ``quick`` preset is the shipped recipe
 (constrained markup, bias 7 after the first sentence, one ad at most, 128 new tokens; the pCTR
-starts from a historical template click log of 300 other training queries).
+starts from a historical template click log of 300 other training queries). Its ``delta_th`` is 5,
+not the paper's 10: with alpha = 10 an ad-free answer scores 0 and an unclicked ad -10, so at
+delta_th = 10 no pair could ever prefer "no ad" to a useless ad.
 
 Multi-GPU / at scale (same code): sampling goes through any text backend; with vLLM installed set
 ``backend="vllm"`` (DESIGN.md section 6). The DPO phase runs under Accelerate unchanged::
@@ -176,7 +178,8 @@ PRESETS: dict[str, IRPOConfig] = {
     # sentence open bias, one ad at most (sizes and times in benchmarks/RESULTS_irpo.md).
     "quick": IRPOConfig(
         n_queries=40, k_deploy=2, m_samples=4, max_new_tokens=128, constrain_ads=True, ad_open_bias=7.0,
-        ad_open_after="sentence", max_ads=1, historical_queries=300, learning_rate=2e-4, dpo_epochs=2, threads=1,
+        ad_open_after="sentence", max_ads=1, historical_queries=300, delta_th=5.0, learning_rate=5e-4,
+        dpo_epochs=1, threads=1,
     ),
     # The paper's settings (App. B.2.3); needs GPUs (see the module docstring).
     "paper": IRPOConfig(
