@@ -8,7 +8,8 @@ e.g. the warm-start SFT of ``mechanisms/sft.py``):
 1. **deploy** (``--reward pctr`` only): fresh bids U{1..100} for every training query, ``k_deploy``
    responses each (paper: 10), clicks from the click model -> click log D_t.
 2. **pctr**: the pCTR model (``mechanisms/pctr.py``) continues training from psi_{t-1} on D_t
-   (epoch 1 with ``historical_queries`` > 0: on D_1 plus a historical template click log, psi_0);
+   plus the earlier logs D_1..D_{t-1} (replay) and, with ``historical_queries`` > 0, a historical
+   template click log (psi_0); psi_{t-1}'s AUC on the unseen D_t is logged as ``prequential_auc``;
    held-out log-loss / AUC are logged. With ``--reward oracle`` phases 1-2 are skipped: the
    reward uses the click model's exact click probabilities (the paper's LLM-Auction (Oracle)).
 3. **samples**: fresh bids again, ``m_samples`` responses per query (paper: 5), each scored with
@@ -112,8 +113,8 @@ class IRPOConfig:
     max_ads: int | None = None
     """With ``constrain_ads``: at most this many insertions per response (None = no cap)."""
     historical_queries: int = 0
-    """psi_0 (``--reward pctr``): the first epoch's pCTR also trains on a historical click log of
-    template answers to this many training-split queries (``pctr.historical_log``; 0 = none)."""
+    """psi_0 (``--reward pctr``): every pCTR update also trains on a historical click log of template
+    answers to this many other training-split queries (``pctr.historical_log``; 0 = none)."""
     # sampling (paper Ad-LLM: 0.7 / 0.8 / 20)
     k_deploy: int = 4
     m_samples: int = 4
@@ -402,24 +403,35 @@ class IRPO:
     def _deploy_pairs(self, rows: list[dict]) -> list[tuple[AuctionInstance, str]]:
         return [(self.comps.instances[r["i"]].with_bids(r["bids"]), r["response"]) for r in rows]
 
+    def _click_records(self, rows: list[dict]) -> list:
+        from llm_auction_env.types import ClickFeedback
+
+        feedback = [[ClickFeedback(a, bool(c)) for a, c in r["clicks"].items()] for r in rows]
+        return records_from_feedback(self._deploy_pairs(rows), feedback)
+
     def phase_pctr(self, t: int, rows: list[dict]) -> tuple[PCTRModel, dict]:
+        """psi_t: continue from psi_{t-1} on the click logs so far (historical log, D_1..D_t). Replaying
+        the earlier logs keeps a few dozen new rows from overwriting what psi_{t-1} learned. Before the
+        update, psi_{t-1} is scored on D_t, data it never saw from the newest policy (``prequential_auc``)."""
         prev = self.epoch_dir(t - 1) / "pctr"
         model = PCTRModel.load(prev, self.comps.pctr_encoder) if t > 1 and prev.exists() else \
             PCTRModel(self.cfg.pctr, self.comps.pctr_encoder)
-        from llm_auction_env.types import ClickFeedback
-
-        pairs = self._deploy_pairs(rows)
-        feedback = [[ClickFeedback(a, bool(c)) for a, c in r["clicks"].items()] for r in rows]
-        records = records_from_feedback(pairs, feedback)
+        new = self._click_records(rows)
+        fresh = model.evaluate(new) if model.net is not None and new else {}
+        records = list(new)
+        for s in range(1, t):
+            if (self.epoch_dir(s) / "deploy.jsonl").exists():
+                records += self._click_records(_read_jsonl(self.epoch_dir(s) / "deploy.jsonl"))
         n_hist = 0
-        if t == 1 and self.cfg.historical_queries > 0:
+        if self.cfg.historical_queries > 0:
             if self.comps.historical_instances is None:
                 raise ValueError("historical_queries > 0 needs Components.historical_instances")
             insts = self.comps.historical_instances(self.cfg.historical_queries)
             history = historical_log(insts, self.comps.click_model, _phase_rng(self.cfg, 0, "pctr"))
             n_hist, records = len(history), history + records
         metrics = model.fit(records) if records else {"n_train": 0, "auc": float("nan"), "logloss": float("nan")}
-        return model, {**metrics, "n_historical": n_hist}
+        return model, {**metrics, "n_historical": n_hist, "n_new": len(new),
+                       "prequential_auc": fresh.get("auc", float("nan"))}
 
     def reward_model(self, t: int) -> Callable[[list[tuple[AuctionInstance, str]]], list[dict[str, float]]]:
         if self.cfg.reward == "oracle":
@@ -568,7 +580,8 @@ class IRPO:
                     seconds["pctr"] = time.time() - t0
                     self._after(t, "pctr")
                 pm = json.loads((ep / "pctr_metrics.json").read_text())
-                m.update({"pctr_auc": pm.get("auc"), "pctr_logloss": pm.get("logloss"), "click_log_rows": pm.get("n_train", 0) + pm.get("n_heldout", 0)})
+                m.update({"pctr_auc": pm.get("auc"), "pctr_logloss": pm.get("logloss"), "pctr_prequential_auc": pm.get("prequential_auc"),
+                          "click_log_rows": pm.get("n_train", 0) + pm.get("n_heldout", 0)})
             if not self._done(t, "samples"):
                 t0 = time.time()
                 _write_jsonl(ep / "samples.jsonl", self.phase_samples(t, source))
@@ -625,7 +638,7 @@ def plot_curves(history: list[dict], path: Path) -> None:
 
     keys = [("sampled_reward", "sampled reward (reward model)"), ("sampled_true_reward", "sampled reward (exact CTR)"),
             ("format_error_rate", "format-error rate"), ("ads_per_response", "valid ads / response"),
-            ("pctr_auc", "pCTR held-out AUC"), ("dpo_loss", "DPO loss"), ("dpo_accuracy", "DPO accuracy"),
+            ("pctr_auc", "pCTR held-out AUC"), ("pctr_prequential_auc", "pCTR AUC on the new log"), ("dpo_loss", "DPO loss"), ("dpo_accuracy", "DPO accuracy"),
             ("dpo_margin", "DPO margin"), ("pairs_kept", "pairs kept")]
     keys = [(k, lab) for k, lab in keys if any(isinstance(h.get(k), (int, float)) for h in history)]
     fig, axes = plt.subplots(1, len(keys), figsize=(2.6 * len(keys), 2.6), squeeze=False)

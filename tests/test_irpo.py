@@ -212,16 +212,21 @@ def test_sft_demo_inserts_relevant_ad_early_and_validly():
 
 
 def test_historical_click_log_joins_the_first_pctr_fit(tiny_llama, tmp_path):
-    """psi_0: with ``historical_queries`` the first epoch's pCTR also fits the template click log."""
+    """psi_0 and replay: every pCTR update fits the template click log and all deploy logs so far."""
     comps = components(tiny_llama)
     comps.historical_instances = lambda n: comps.instances[:n]
     irpo = IRPO(config(tmp_path / "h", historical_queries=2), comps)
-    rows = irpo.phase_deploy(1, None)
+    rows = [{"i": k % 3, "bids": [1.0, 1.0, 1.0], "response": f"Sure. {parsing.render(ADS[k % 3])} helps.",
+             "clicks": {ADS[k % 3].ad_id: k % 2}} for k in range(6)]  # a deploy log with valid ads
     _, metrics = irpo.phase_pctr(1, rows)
     assert metrics["n_historical"] == 2 * 3 * len(ADS)  # every ad inside / first / appended
     assert metrics["n_train"] + metrics["n_heldout"] >= metrics["n_historical"]
-    _, later = irpo.phase_pctr(2, rows)  # later epochs use the new click log only
-    assert later["n_historical"] == 0
+    (irpo.epoch_dir(1)).mkdir(parents=True, exist_ok=True)
+    (irpo.epoch_dir(1) / "deploy.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    _, later = irpo.phase_pctr(2, rows)  # replays D_1 and the historical log; scores psi_1 on D_2 first
+    assert later["n_historical"] == metrics["n_historical"] and later["n_new"] == metrics["n_new"] > 0
+    assert later["n_train"] + later["n_heldout"] == metrics["n_train"] + metrics["n_heldout"] + later["n_new"]
+    assert "prequential_auc" in later
     comps.historical_instances = None
     with pytest.raises(ValueError, match="historical_instances"):
         IRPO(config(tmp_path / "h2", historical_queries=2), comps).phase_pctr(1, rows)
