@@ -34,6 +34,7 @@ atomically (temporary folder + rename); ``PCTRModel.load(dir, encoder=...)``.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -226,12 +227,14 @@ class PCTRModel:
 
     # -- training ----------------------------------------------------------------------------
     def split(self, records: Sequence[ClickRecord]) -> tuple[list[ClickRecord], list[ClickRecord]]:
-        """Train / held-out split by response (seeded by ``cfg.seed`` and the fit count)."""
-        keys = sorted({(r.query, r.user_id, r.response) for r in records})
-        rng = np.random.default_rng(self.cfg.seed + 104729 * self.n_fits)
-        held = {keys[i] for i in rng.permutation(len(keys))[: int(round(self.cfg.holdout * len(keys)))]}
-        train = [r for r in records if (r.query, r.user_id, r.response) not in held]
-        test = [r for r in records if (r.query, r.user_id, r.response) in held]
+        """Train / held-out split by response. A response's side depends only on ``cfg.seed`` and the
+        response (a hash), so under IRPO's replay a held-out response stays unseen in every fit."""
+        def held(r: ClickRecord) -> bool:
+            key = f"{self.cfg.seed}\x1f{r.query}\x1f{r.user_id}\x1f{r.response}".encode("utf-8")
+            return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") < self.cfg.holdout * 2.0**64
+
+        train = [r for r in records if not held(r)]
+        test = [r for r in records if held(r)]
         return train, test
 
     def fit(self, records: Sequence[ClickRecord]) -> dict[str, float]:

@@ -135,3 +135,14 @@ def test_historical_log_covers_every_placement_and_teaches_placement():
     probs = model.predict_records(log)
     labels = np.array([r.response.startswith("@") or r.response.endswith("]") for r in log])
     assert probs[~labels].mean() > probs[labels].mean() + 0.2  # pCTR learned that placement matters
+
+
+def test_split_keeps_a_response_on_one_side_across_fits():
+    """Under replay the same rows are refit every epoch: held-out rows must stay held out."""
+    logs = planted_logs(400, seed=5)
+    model = PCTRModel(PCTRConfig(steps=5, holdout=0.25), encoder=HashedBagOfWords())
+    _, test_1 = model.split(logs)
+    model.fit(logs[:200])
+    _, test_2 = model.split(logs + planted_logs(50, seed=6))
+    assert set(test_1) <= set(test_2)
+    assert 0.15 < len(test_1) / len(logs) < 0.35  # ~holdout of the responses
