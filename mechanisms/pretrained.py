@@ -16,12 +16,15 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from llm_auction_env.llm.base import Sampling
 from llm_auction_env.types import Allocation, AuctionInstance, InferenceCost, Outcome
+
+if TYPE_CHECKING:
+    from llm_auction_env.llm.constrained import MarkupAid
 
 from .base import MECHANISMS, first_price_per_click
 
@@ -52,7 +55,7 @@ def sample_ad_llm(
     sampling: Sampling,
     batch_size: int,
     constrain_ads: bool = False,
-    markup_aid=None,
+    markup_aid: MarkupAid | None = None,
 ) -> list[Allocation]:
     """One response per instance from the Ad-LLM prompt (App. B), in batches of ``batch_size``.
 

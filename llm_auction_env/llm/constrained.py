@@ -187,8 +187,9 @@ class AdMarkupConstraint:
         ads_per_row: Sequence[Sequence[Ad]],
         max_new_tokens: int | None = None,
         allow_repeat: bool = False,
-        aid: MarkupAid = MarkupAid(),
+        aid: MarkupAid | None = None,
     ) -> "AdMarkupLogitsProcessor":
+        """A processor for one batch: ``ads_per_row[r]`` are row r's candidates; ``aid`` None = no aid."""
         return AdMarkupLogitsProcessor(self, ads_per_row, max_new_tokens, allow_repeat, aid)
 
     def _with_prefix(self, start: bytes) -> list[bytes]:
@@ -260,12 +261,12 @@ class AdMarkupLogitsProcessor(LogitsProcessor):
         ads_per_row: Sequence[Sequence[Ad]],
         max_new_tokens: int | None,
         allow_repeat: bool,
-        aid: MarkupAid = MarkupAid(),
+        aid: MarkupAid | None = None,
     ) -> None:
         self.index = index
         self.max_new_tokens = max_new_tokens
         self.allow_repeat = allow_repeat
-        self.aid = aid
+        self.aid = aid or MarkupAid()
         self.ad_of: list[dict[bytes, str]] = []
         self.rows: list[_Row] = []
         for ads in ads_per_row:

@@ -58,6 +58,7 @@ from transformers import (
 from ..types import Ad
 from .base import Chat, Completion, Sampling
 from .chats import DEFAULT_SYSTEM_PROMPT, prepare_chat
+from .constrained import AdMarkupConstraint, MarkupAid
 from .models import resolve_model_path
 
 ProcessorFactory = Callable[[Sequence[int]], "LogitsProcessor | list[LogitsProcessor]"]
@@ -199,8 +200,6 @@ class TransformersBackend:
     def constraint(self):
         """The (cached) ad-markup vocabulary index of this tokenizer."""
         if self._constraint is None:
-            from .constrained import AdMarkupConstraint
-
             self._constraint = AdMarkupConstraint(self.tokenizer, self.eos_token_ids)
         return self._constraint
 
@@ -211,7 +210,7 @@ class TransformersBackend:
         sampling: Sampling | None = None,
         *,
         constrain_ads: Sequence[Sequence[Ad]] | None = None,
-        markup_aid=None,
+        markup_aid: MarkupAid | None = None,
         logits_processor_factory: ProcessorFactory | None = None,
         progress: bool = False,
     ) -> list[list[Completion]]:
@@ -226,7 +225,7 @@ class TransformersBackend:
                 raise ValueError(f"constrain_ads has {len(constrain_ads)} lists for {len(prompts)} prompts")
             index = self.constraint()
             logits_processor_factory = lambda rows: index.processor(  # noqa: E731
-                [constrain_ads[p] for p in rows], sampling.max_new_tokens, **({"aid": markup_aid} if markup_aid else {})
+                [constrain_ads[p] for p in rows], sampling.max_new_tokens, aid=markup_aid
             )
         if not prompts:
             return []
