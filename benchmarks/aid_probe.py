@@ -45,15 +45,14 @@ def parse_aid(text: str):
 def probe_stats(insts, texts, probs, reward_cfg) -> dict:
     """Aggregate statistics of one aid (see the module docstring) from responses and click probabilities."""
     from llm_auction_env import parsing, reward
+    from mechanisms.irpo import score_responses
 
-    rows, exposure, bid_col, ranks, ctrs, first = [], [], [], [], [], 0
+    scored = score_responses(list(zip(insts, texts)), probs, reward_cfg)
+    exposure, bid_col, ranks, ctrs, first = [], [], [], [], 0
     for inst, text, p in zip(insts, texts, probs, strict=True):
         found = parsing.placements(text, inst.ads)
-        r, rev, _ = reward.reward(inst, found, p, reward_cfg)
         ids = parsing.valid_ids(found)
-        rows.append((r, rev, len(ids), sum(1 for f in found if not f.valid)))
-        exposed = reward.exposure_vector(inst, found)
-        exposure.extend(exposed)
+        exposure.extend(reward.exposure_vector(inst, found))
         bid_col.extend(inst.bids)
         order = (-inst.bids).argsort().argsort() + 1
         for ad_id in ids:
@@ -61,11 +60,11 @@ def probe_stats(insts, texts, probs, reward_cfg) -> dict:
             ctrs.append(p.get(ad_id, 0.0))
         if ids and text.lstrip().startswith("@"):
             first += 1
-    r, rev, n_ads, n_err = (np.array(c, dtype=float) for c in zip(*rows))
+    r, rev, n_ads, n_err = (np.array([s[k] for s in scored], dtype=float) for k in ("reward", "revenue", "n_ads", "n_err"))
     sens = float(np.corrcoef(bid_col, exposure)[0, 1]) if np.std(exposure) > 0 else float("nan")
     n_ins = max(1, int(n_ads.sum()))
     return {
-        "responses": len(rows), "valid": float(np.mean(n_ads > 0)), "ads": float(n_ads.mean()),
+        "responses": len(scored), "valid": float(np.mean(n_ads > 0)), "ads": float(n_ads.mean()),
         "errors": float(n_err.mean()), "first_words": first / n_ins if ranks else float("nan"),
         "ctr": float(np.mean(ctrs)) if ctrs else float("nan"),
         "reward": float(r.mean()), "revenue": float(rev.mean()),

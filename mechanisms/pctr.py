@@ -26,8 +26,8 @@ model's ``click_probs`` -- so it can stand in for clicks in Eq. 5/8.
 psi_0 (Algorithm 1's initial reward model, "trained on historical click logs", Sec. 4.1.1):
 ``historical_log`` builds a synthetic log without any LLM -- template answers
 (``llm_auction_env.templates.placement_variants``: no ad, or one candidate inside the answer, as its
-first words, or appended) clicked by the click model; IRPO adds it to the first epoch's click log
-with ``historical_queries > 0``.
+first words, or appended) clicked by the click model; with ``historical_queries > 0`` IRPO adds it
+to the click logs of every pCTR update.
 
 Save/load: ``save(dir)`` writes ``config.json``, ``vocab.json`` and ``model.pt`` (torch state dict)
 atomically (temporary folder + rename); ``PCTRModel.load(dir, encoder=...)``.
@@ -233,8 +233,10 @@ class PCTRModel:
             key = f"{self.cfg.seed}\x1f{r.query}\x1f{r.user_id}\x1f{r.response}".encode("utf-8")
             return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") < self.cfg.holdout * 2.0**64
 
-        train = [r for r in records if not held(r)]
-        test = [r for r in records if held(r)]
+        train: list[ClickRecord] = []
+        test: list[ClickRecord] = []
+        for r in records:
+            (test if held(r) else train).append(r)
         return train, test
 
     def fit(self, records: Sequence[ClickRecord]) -> dict[str, float]:
