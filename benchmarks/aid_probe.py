@@ -45,7 +45,7 @@ def parse_aid(text: str):
 def probe_stats(insts, texts, probs, reward_cfg) -> dict:
     """Aggregate statistics of one aid (see the module docstring) from responses and click probabilities."""
     from llm_auction_env import parsing, reward
-    from mechanisms.irpo import score_responses
+    from mechanisms.training.irpo import score_responses
 
     scored = score_responses(list(zip(insts, texts)), probs, reward_cfg)
     exposure, bid_col, ranks, ctrs, first = [], [], [], [], 0
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     from llm_auction_env.reward import RewardConfig
     from llm_auction_env.simulate import make_instances
     from llm_auction_env.users.semantic import SemanticClickModel
-    from mechanisms.irpo import fresh_bids
+    from mechanisms.training.irpo import fresh_bids
     from mechanisms.llm_auction import resolve_policy
 
     torch.set_num_threads(args.threads)

@@ -14,7 +14,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "leaderboard": ("benchmarks.leaderboard", "compare mechanisms on the same test instances (Table 2)"),
     "properties": ("benchmarks.properties", "monotonicity, continuity and incentive checks (Fig. 4)"),
     "equilibrium": ("benchmarks.equilibrium", "bidder dynamics and equilibrium studies"),
-    "train": ("mechanisms.irpo", "train LLM-Auction with IRPO (pCTR + DPO)"),
+    "train": ("mechanisms.training.irpo", "train LLM-Auction with IRPO (pCTR + DPO)"),
 }
 
 

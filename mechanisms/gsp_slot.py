@@ -31,7 +31,7 @@ from llm_auction_env.parsing import render
 from llm_auction_env.types import Allocation, AuctionInstance, InferenceCost, Outcome
 
 from .base import MECHANISMS
-from .pretrained import resolve_backend, sampling_for
+from llm_auction_env.ad_llm import resolve_backend, sampling_for
 from .rag_auction import minilm_relevance
 
 

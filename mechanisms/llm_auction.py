@@ -38,7 +38,7 @@ from llm_auction_env.llm.constrained import MarkupAid
 from llm_auction_env.types import Allocation, AuctionInstance, Outcome
 
 from .base import MECHANISMS, first_price_per_click
-from .pretrained import sample_ad_llm
+from llm_auction_env.ad_llm import sample_ad_llm
 
 ADAPTERS = Path(__file__).resolve().parent / "adapters"
 

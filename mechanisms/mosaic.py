@@ -73,7 +73,7 @@ from llm_auction_env.reward import RewardConfig, penalty
 from llm_auction_env.types import Allocation, AuctionInstance, InferenceCost, Outcome
 
 from .base import MECHANISMS
-from .pretrained import resolve_backend, sampling_for
+from llm_auction_env.ad_llm import resolve_backend, sampling_for
 
 CtrFn = Callable[[Sequence[tuple[AuctionInstance, str]]], list[dict[str, float]]]
 
@@ -166,7 +166,7 @@ def make_ctr_fn(ctr: Any, pctr_path: str | None = None, click_model: str = "sema
 
         return make_click_model(click_model).click_probs, f"oracle:{click_model}"
     if ctr == "pctr":
-        from .pctr import PCTRModel
+        from .training.pctr import PCTRModel
 
         model = PCTRModel.load(pctr_path)
         return model.predict, f"pctr:{pctr_path}"

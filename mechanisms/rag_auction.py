@@ -40,7 +40,7 @@ from llm_auction_env.llm.base import Sampling
 from llm_auction_env.types import Allocation, AuctionInstance, InferenceCost, Outcome
 
 from .base import MECHANISMS
-from .pretrained import resolve_backend, sampling_for
+from llm_auction_env.ad_llm import resolve_backend, sampling_for
 
 RelevanceFn = Callable[[Sequence[AuctionInstance]], list[np.ndarray]]
 

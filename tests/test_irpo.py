@@ -12,8 +12,8 @@ import torch
 
 from llm_auction_env import parsing
 from llm_auction_env.types import Ad, AuctionInstance, ClickFeedback, UserProfile
-from mechanisms.irpo import IRPO, Components, IRPOConfig, concat_adapters, preference_pairs
-from mechanisms.pctr import PCTRConfig
+from mechanisms.training.irpo import IRPO, Components, IRPOConfig, concat_adapters, preference_pairs
+from mechanisms.training.pctr import PCTRConfig
 
 
 @pytest.mark.parametrize(
@@ -190,7 +190,7 @@ def test_ad_open_bias_needs_constrained_markup(tmp_path):
 
 
 def test_sft_demo_inserts_relevant_ad_early_and_validly():
-    from mechanisms.sft import allocation_stats, build_demo
+    from mechanisms.training.warmstart import allocation_stats, build_demo
 
     ads = (Ad("Ad-1", "Trail Running Shoes", "sport"), Ad("Ad-2", "Espresso Machine", "coffee"))
     inst = AuctionInstance("How do I start running?", UserProfile("u", "x"), ads, np.array([10.0, 90.0]))

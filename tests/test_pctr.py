@@ -8,7 +8,7 @@ import pytest
 
 from llm_auction_env.parsing import render
 from llm_auction_env.types import Ad, AuctionInstance, ClickFeedback, UserProfile
-from mechanisms.pctr import ClickRecord, PCTRConfig, PCTRModel, auc, records_from_feedback
+from mechanisms.training.pctr import ClickRecord, PCTRConfig, PCTRModel, auc, records_from_feedback
 
 
 class HashedBagOfWords:
@@ -120,7 +120,7 @@ class PlacementClicks:
 
 
 def test_historical_log_covers_every_placement_and_teaches_placement():
-    from mechanisms.pctr import historical_log
+    from mechanisms.training.pctr import historical_log
 
     insts = [AuctionInstance(f"where to start with {TOPICS[i % 4]}?", USERS[i], tuple(ADS[:4]), np.ones(4))
              for i in range(20)]

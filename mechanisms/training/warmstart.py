@@ -16,7 +16,7 @@ The ad is chosen by relevance only, never by bid: SFT teaches the format; bid se
 to IRPO (so the before/after measurements separate the two). Training: TRL ``SFTTrainer`` with a
 LoRA adapter (peft), prompt-completion data (loss on the completion only), fp32 on CPU.
 
-``python -m mechanisms.sft --out mechanisms/adapters/sft-quick [--n-queries 16] [--set ...]``
+``python -m mechanisms.training.warmstart --out mechanisms/adapters/sft-quick [--n-queries 16] [--set ...]``
 writes ``<out>/`` (a peft adapter), ``<out>/demos.jsonl`` and ``<out>/sft_metrics.json``
 (before/after valid-insertion rate and bid sensitivity when ``--eval-queries > 0``).
 """
@@ -147,7 +147,7 @@ def train_sft(cfg: SFTConfig, model, tokenizer, demos: list[dict], out: Path):
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m mechanisms.sft", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m mechanisms.training.warmstart", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="adapter folder to write")
     p.add_argument("--n-queries", type=int, default=SFTConfig.n_queries)
     p.add_argument("--max-new-tokens", type=int, default=SFTConfig.max_new_tokens)

@@ -52,7 +52,7 @@ Multi-GPU / at scale (same code): sampling goes through any text backend; with v
 ``backend="vllm"`` (DESIGN.md section 6). The DPO phase runs under Accelerate unchanged::
 
     accelerate config   # e.g. multi-GPU, DeepSpeed ZeRO-2 or FSDP, bf16
-    accelerate launch -m mechanisms.irpo --preset paper --reward pctr --run-dir runs/paper
+    accelerate launch -m mechanisms.training.irpo --preset paper --reward pctr --run-dir runs/paper
 
 Every process runs the same phases on the same seeds (sampling is cheap next to DPO at 4B on vLLM;
 set ``backend="vllm"``), and ``DPOTrainer`` shards the DPO batches across GPUs. The ``paper`` preset
