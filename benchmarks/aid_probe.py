@@ -44,15 +44,14 @@ def parse_aid(text: str):
 
 def probe_stats(insts, texts, probs, reward_cfg) -> dict:
     """Aggregate statistics of one aid (see the module docstring) from responses and click probabilities."""
-    from llm_auction_env import parsing, reward
-    from mechanisms.training.irpo import score_responses
+    from llm_auction_env import reward
+    from llm_auction_env.scoring import score_expected
 
-    scored = score_responses(list(zip(insts, texts)), probs, reward_cfg)
+    outcomes = score_expected(list(zip(insts, texts)), probs, reward_cfg)
     exposure, bid_col, ranks, ctrs, first = [], [], [], [], 0
-    for inst, text, p in zip(insts, texts, probs, strict=True):
-        found = parsing.placements(text, inst.ads)
-        ids = parsing.valid_ids(found)
-        exposure.extend(reward.exposure_vector(inst, found))
+    for inst, text, p, out in zip(insts, texts, probs, outcomes):
+        ids = out.exposed
+        exposure.extend(reward.exposure_vector(inst, out.placements))
         bid_col.extend(inst.bids)
         order = (-inst.bids).argsort().argsort() + 1
         for ad_id in ids:
@@ -60,11 +59,12 @@ def probe_stats(insts, texts, probs, reward_cfg) -> dict:
             ctrs.append(p.get(ad_id, 0.0))
         if ids and text.lstrip().startswith("@"):
             first += 1
-    r, rev, n_ads, n_err = (np.array([s[k] for s in scored], dtype=float) for k in ("reward", "revenue", "n_ads", "n_err"))
+    r, rev, n_ads, n_err = (np.array([getattr(o, k) for o in outcomes], dtype=float)
+                            for k in ("reward", "revenue", "n_ads", "n_errors"))
     sens = float(np.corrcoef(bid_col, exposure)[0, 1]) if np.std(exposure) > 0 else float("nan")
     n_ins = max(1, int(n_ads.sum()))
     return {
-        "responses": len(scored), "valid": float(np.mean(n_ads > 0)), "ads": float(n_ads.mean()),
+        "responses": len(outcomes), "valid": float(np.mean(n_ads > 0)), "ads": float(n_ads.mean()),
         "errors": float(n_err.mean()), "first_words": first / n_ins if ranks else float("nan"),
         "ctr": float(np.mean(ctrs)) if ctrs else float("nan"),
         "reward": float(r.mean()), "revenue": float(rev.mean()),
@@ -94,9 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     from llm_auction_env.llm import Sampling, make_backend
     from llm_auction_env.prompts import ad_llm_chat
     from llm_auction_env.reward import RewardConfig
-    from llm_auction_env.simulate import make_instances
+    from llm_auction_env.instances import make_instances
     from llm_auction_env.users.semantic import SemanticClickModel
-    from mechanisms.training.irpo import fresh_bids
+    from llm_auction_env.instances import fresh_bids
     from mechanisms.llm_auction import resolve_policy
 
     torch.set_num_threads(args.threads)

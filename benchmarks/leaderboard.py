@@ -297,7 +297,7 @@ def evaluate_mechanism(name: str, mech: Any, instances: list, click_model: Any, 
     """Per-query records of one mechanism, batch by batch, appending each batch to ``ckpt``."""
     from tqdm.auto import tqdm
 
-    from llm_auction_env.simulate import simulate
+    from llm_auction_env.scoring import simulate
 
     reward_cfg = _reward_cfg(cfg)
     fp = _fingerprint(name, cfg, mech)
@@ -337,7 +337,7 @@ def run_leaderboard(config: LeaderboardConfig | dict | None = None, *, backend: 
     t_start = time.time()
     if instances is None:
         from llm_auction_env.data import load_dataset
-        from llm_auction_env.simulate import make_instances
+        from llm_auction_env.instances import make_instances
 
         dataset = dataset if dataset is not None else load_dataset()
         instances = make_instances(dataset, cfg.split, cfg.n_queries, cfg.k_ads, rng=cfg.seed, bids="uniform")

@@ -265,7 +265,7 @@ def build_parts(args: argparse.Namespace, settings: dict, parser: argparse.Argum
     from benchmarks.leaderboard import LeaderboardConfig, label, mechanism_kwargs
     from llm_auction_env.data import load_dataset
     from llm_auction_env.llm.models import ModelConfig
-    from llm_auction_env.simulate import make_instances
+    from llm_auction_env.instances import make_instances
     from llm_auction_env.users.base import make_click_model
     from mechanisms.base import MECHANISMS, make_mechanism
 

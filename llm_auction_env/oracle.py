@@ -42,7 +42,7 @@ from typing import Callable, Protocol, Sequence
 import numpy as np
 from scipy.special import softmax
 
-from .parsing import placements
+from .scoring import parse, parse_batch, score
 from .reward import RewardConfig, penalty
 from .types import AuctionInstance
 
@@ -177,7 +177,7 @@ class AllocationOracle:
         ctr = np.clip(base * ctx, 0.0, 1.0) * exposed
         n_err = (rng.random((n_instances, n_candidates)) < error_prob).astype(float)
         n_err[:, 0] = 0
-        pen = reward_cfg.lam * (reward_cfg.alpha * exposed.sum(-1) + reward_cfg.gamma * n_err)
+        pen = penalty(exposed.sum(-1), n_err, reward_cfg)
         return cls.from_arrays(ctr, pen, beta=beta, max_bid=max_bid)
 
     @classmethod
@@ -212,12 +212,11 @@ class AllocationOracle:
                 raise ValueError(f"ref_weights[{a}] must have one weight per response")
             q[a, : len(responses)] = weights
             for j, text in enumerate(responses):
-                found = placements(text, inst.ads)
-                ids = {p.ad_id for p in found if p.valid}
-                pen[a, j] = penalty(len(ids), len(found) - len(ids), reward_cfg)
-                pairs.append((inst, text))
+                parsed = parse(inst, text)
+                pen[a, j] = score(inst, parsed, {}, reward_cfg).penalty
+                pairs.append((inst, parsed))
                 where.append((a, j))
-                valid.append(ids)
+                valid.append(set(parsed.valid_ids))
         for s in range(0, len(pairs), chunk):
             probs = click_model.click_probs(pairs[s : s + chunk])
             if len(probs) != len(pairs[s : s + chunk]):
@@ -389,11 +388,11 @@ class GridOracle:
                     batch.extend([inst.with_bids(bids)] * n_samples)
                     keys.extend([(i, g)] * n_samples)
             allocs = mechanism.allocate(batch, rng)
-            probs = click_model.click_probs([(b, al.response) for b, al in zip(batch, allocs)])
-            for (i, g), b, al, p in zip(keys, batch, allocs, probs):
-                valid = {pl.ad_id for pl in placements(al.response, b.ads) if pl.valid}
+            parsed = parse_batch([(b, al.response) for b, al in zip(batch, allocs)])
+            probs = click_model.click_probs(parsed)
+            for (i, g), (_, resp), p in zip(keys, parsed, probs):
                 ad_id = inst.ads[i].ad_id
-                if ad_id in valid:
+                if ad_id in resp.valid_ids:
                     curves[a, i, g] += float(p.get(ad_id, 0.0)) / n_samples
         n_ads = np.array([len(inst.ads) for inst in instances])
         return cls(grid, curves, base, n_ads=n_ads, **kw)

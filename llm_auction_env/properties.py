@@ -158,7 +158,7 @@ def sweep_own_bid(
     (``chunk`` splits it for a progress bar); clicks come from one ``simulate`` call."""
     from tqdm.auto import tqdm
 
-    from .simulate import simulate
+    from .scoring import simulate
 
     grid = check_grid(grid)
     instances = list(instances)

@@ -37,9 +37,12 @@ class RewardConfig:
                 raise ValueError(f"RewardConfig.{name} must be finite and >= 0, got {v}")
 
 
-def penalty(n_ads: int, n_errors: int, cfg: RewardConfig = RewardConfig()) -> float:
-    """``lam * s_resp(y)`` with ``s_resp = alpha * N_ad + gamma * N_err``."""
-    return cfg.lam * (cfg.alpha * n_ads + cfg.gamma * n_errors)
+def penalty(n_ads, n_errors, cfg: RewardConfig = RewardConfig()):
+    """``lam * s_resp(y)`` with ``s_resp = alpha * N_ad + gamma * N_err``: the library's only
+    spelling of Eq. 8's penalty. Scalars give a float; arrays (e.g. an oracle's candidate grid) an
+    array of the same shape."""
+    out = cfg.lam * (cfg.alpha * np.asarray(n_ads, dtype=np.float64) + cfg.gamma * np.asarray(n_errors, dtype=np.float64))
+    return float(out) if out.ndim == 0 else out
 
 
 def exposure_vector(inst: AuctionInstance, placements: Sequence[Placement]) -> np.ndarray:
@@ -67,7 +70,8 @@ def reward(
     clicks: Mapping[str, float],
     cfg: RewardConfig = RewardConfig(),
 ) -> tuple[float, float, float]:
-    """Eq. 8. Returns ``(reward, revenue, penalty)``."""
+    """Eq. 8. Returns ``(reward, revenue, penalty)``. Callers go through
+    :func:`llm_auction_env.scoring.score`, which wraps this in an :class:`Outcome`."""
     exposed = exposure_vector(inst, placements)
     rev = revenue(inst, exposed, click_vector(inst, clicks))
     n_ads = int(exposed.sum())

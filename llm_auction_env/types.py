@@ -162,6 +162,42 @@ class Placement:
         return self.error is None
 
 
+class ParsedResponse(str):
+    """A response text that carries its placements, parsed once (by
+    :func:`llm_auction_env.scoring.parse`) and passed along: click models, Eq. 8, payments and the
+    pCTR model read these placements instead of parsing the text again.
+
+    It *is* the text (a ``str``), so a click model or prompt that only wants the text keeps
+    working unchanged."""
+
+    placements: tuple[Placement, ...]
+
+    def __new__(cls, text: str, placements) -> "ParsedResponse":
+        obj = super().__new__(cls, text)
+        obj.placements = tuple(placements)
+        return obj
+
+    def __reduce__(self):
+        return (ParsedResponse, (str(self), self.placements))
+
+    @property
+    def text(self) -> str:
+        return str(self)
+
+    @property
+    def valid_ids(self) -> tuple[str, ...]:
+        """Ids of the validly exposed ads, in order of appearance."""
+        return tuple(p.ad_id for p in self.placements if p.valid and p.ad_id is not None)
+
+    @property
+    def n_ads(self) -> int:
+        return len(self.valid_ids)
+
+    @property
+    def n_errors(self) -> int:
+        return sum(1 for p in self.placements if not p.valid)
+
+
 @dataclass(frozen=True)
 class ClickFeedback:
     """The User-LLM's per-ad decision, as in the paper's JSON: ``ad_id``, ``clicked``, ``reason``."""

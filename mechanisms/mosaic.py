@@ -67,9 +67,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from scipy.special import logsumexp, softmax
 
-from llm_auction_env import parsing
 from llm_auction_env.llm.base import Sampling
-from llm_auction_env.reward import RewardConfig, penalty
+from llm_auction_env.reward import RewardConfig
+from llm_auction_env.scoring import parse_batch, score
 from llm_auction_env.types import Allocation, AuctionInstance, InferenceCost, Outcome
 
 from .base import MECHANISMS
@@ -211,7 +211,8 @@ class Mosaic:
             lp_ref, lp_gen = lp[: len(flat_texts)], lp[len(flat_texts):]
         else:
             lp_ref = lp_gen = np.zeros(len(flat_texts))
-        probs = self.ctr_fn([(batch[k], t) for k in range(len(batch)) for t in texts[k]])
+        parsed = parse_batch([(batch[k], t) for k in range(len(batch)) for t in texts[k]])
+        probs = self.ctr_fn(parsed)
         seconds = (time.perf_counter() - t0) / len(batch)
 
         allocations = []
@@ -219,7 +220,7 @@ class Mosaic:
             rows = slice(k * m, (k + 1) * m)
             ctr = np.array([[float(p.get(a.ad_id, 0.0)) for a in inst.ads] for p in probs[rows]])
             adv = ctr * inst.bids
-            base = np.array([-_penalty(t, inst, cfg.reward) for t in texts[k]])
+            base = np.array([-score(inst, resp, {}, cfg.reward).penalty for _, resp in parsed[rows]])
             log_w = lp_ref[rows] - lp_gen[rows]
             # A candidate whose log-prob is not finite (e.g. empty text) cannot be weighted; it is
             # dropped (weight 0) and counted in ``extra['n_dropped']``.
@@ -260,8 +261,3 @@ class Mosaic:
         clicks = np.array([float(outcome.clicks.get(a.ad_id, 0)) for a in inst.ads])
         return price * clicks
 
-
-def _penalty(text: str, inst: AuctionInstance, cfg: RewardConfig) -> float:
-    found = parsing.placements(text, inst.ads)
-    n_ads = len(parsing.valid_ids(found))
-    return penalty(n_ads, len(found) - n_ads, cfg)

@@ -4,7 +4,7 @@ import pytest
 
 from llm_auction_env import parsing
 from llm_auction_env.reward import RewardConfig, payments_expected, penalty, reward
-from llm_auction_env.simulate import outcome
+from llm_auction_env.scoring import score
 from llm_auction_env.types import Ad, AuctionInstance, ClickFeedback, UserProfile
 
 ADS = (Ad("Ad-1001", "Oat Milk Latte Kit"), Ad("Ad-1002", "Yoga Mat Pro"), Ad("Ad-1003", "LEGO Botanical Set"))
@@ -50,7 +50,7 @@ def test_outcome_ignores_feedback_for_invalid_or_unexposed_ads():
         ClickFeedback("Ad-9999", True, "hallucinated", 0.9),  # not a candidate
         ClickFeedback("Ad-1003", True, "", 0.9),  # candidate but not exposed
     ]
-    out = outcome(inst(), "Here: @Oat Milk Latte Kit@[Ad-1001]!", fb)
+    out = score(inst(), "Here: @Oat Milk Latte Kit@[Ad-1001]!", fb)
     assert out.clicks == {"Ad-1001": 1}
     assert out.revenue == 30 and out.reward == 20
     np.testing.assert_allclose(out.payments_per_click, [30, 0, 0])

@@ -54,6 +54,14 @@ class Dataset:
             "test": tuple(q for q in queries if q.split == "test"),
         })
 
+    def __reduce__(self):
+        # Picklable (a read-only profile view is not): async vector envs, ``env.spec.make()``.
+        return (Dataset, (self.ads, dict(self.profiles), self.queries))
+
+    def __deepcopy__(self, memo: dict) -> "Dataset":
+        # Immutable: Gymnasium deep-copies the spec kwargs (``check_env``, ``spec.make()``).
+        return self
+
     def split(self, name: str) -> tuple[Query, ...]:
         """The ``train``, ``test`` or ``all`` queries, in file order."""
         if name not in SPLITS:

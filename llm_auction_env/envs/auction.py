@@ -46,8 +46,9 @@ import numpy as np
 from gymnasium import spaces
 
 from .. import parsing
+from ..instances import BidSource, build_instance
 from ..reward import RewardConfig
-from ..simulate import BidSource, draw_bids, simulate
+from ..scoring import simulate
 from ..types import AuctionInstance
 
 MAX_TEXT = 4096
@@ -153,13 +154,9 @@ class LLMAuctionEnv(gym.Env):
 
     # -- helpers ----------------------------------------------------------------------------
     def _draw_instance(self) -> AuctionInstance:
-        from ..data import candidate_ads
-
         rng = self.np_random
         q = self.queries[int(rng.integers(len(self.queries)))]
-        ads = candidate_ads(self.dataset, q, self.n_ads, rng)
-        bids = np.clip(draw_bids(self.bid_source, rng, len(ads)), 0.0, self.max_bid)
-        return AuctionInstance(q.text, self.dataset.profile(q.user_id), ads, bids, q.query_id)
+        return build_instance(self.dataset, q, self.n_ads, rng, self.bid_source, max_bid=self.max_bid)
 
     def _obs(self) -> dict:
         inst = self.instance

@@ -15,7 +15,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from ..simulate import simulate
+from ..scoring import simulate
 from .auction import LLMAuctionEnv
 
 

@@ -1,20 +1,22 @@
 """Click-model interface: the simulated user (the paper's User-LLM).
 
 A click model is bid-blind: it sees the instance's query, user and ads and the response text, never
-the bids. It parses the response itself with :func:`llm_auction_env.parsing.placements`; only valid
-placements can be clicked.
+the bids. A batch holds (instance, response) pairs whose response is a
+:class:`~llm_auction_env.types.ParsedResponse` (parsed once by the scoring pipeline) or a plain string
+(parsed on entry with :func:`llm_auction_env.scoring.parse_batch`); only valid placements can be
+clicked.
 """
 from __future__ import annotations
 
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Protocol, Sequence, Union, runtime_checkable
 
 import numpy as np
 
 from ..registry import Registry
-from ..types import AuctionInstance, ClickFeedback
+from ..types import AuctionInstance, ClickFeedback, ParsedResponse
 
-Judged = tuple[AuctionInstance, str]
-"""(instance, response text)."""
+Judged = tuple[AuctionInstance, Union[str, ParsedResponse]]
+"""(instance, response text or parsed response)."""
 
 
 @runtime_checkable

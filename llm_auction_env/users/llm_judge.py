@@ -39,7 +39,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .. import parsing
+from ..scoring import parse_batch
 from ..llm.base import Chat, Sampling, TextBackend
 from ..types import AuctionInstance, ClickFeedback
 from .base import CLICK_MODELS, Judged
@@ -226,11 +226,11 @@ class LLMJudgeClickModel:
 
     def judge(self, batch: Sequence[Judged], seed: int | None = None) -> list[Judgement]:
         """One judgement per pair (one batched backend call, plus batched retries)."""
-        batch = list(batch)
-        valid = [parsing.valid_ids(parsing.placements(resp, inst.ads)) for inst, resp in batch]
+        batch = [(inst, parsed.text, parsed) for inst, parsed in parse_batch(batch)]
+        valid = [list(parsed.valid_ids) for _, _, parsed in batch]
         out = [Judgement({}, True) for _ in batch]
         todo = [k for k, ids in enumerate(valid) if ids]
-        chats = {k: self.prompt(*batch[k]) for k in todo}
+        chats = {k: self.prompt(*batch[k][:2]) for k in todo}
         self.stats.responses += len(todo)
         for attempt in range(self.config.max_retries + 1):
             if not todo:

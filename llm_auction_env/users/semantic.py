@@ -3,8 +3,8 @@
 It follows the criteria of the paper's User-LLM judge prompt (App. B) with cosine similarities of
 a frozen sentence encoder (all-MiniLM-L6-v2, see :mod:`llm_auction_env.users.encoder`):
 
-Input: a batch of ``(AuctionInstance, response)`` pairs. The response is parsed with
-:func:`llm_auction_env.parsing.placements`; only *valid* placements get a probability (malformed,
+Input: a batch of ``(AuctionInstance, response)`` pairs; the response is a ``ParsedResponse`` from
+the scoring pipeline (a string is parsed on entry by :func:`llm_auction_env.scoring.parse_batch`); only *valid* placements get a probability (malformed,
 unknown-id, altered-title and duplicate insertions are never clicked). Bids are never read.
 
 Output: ``click_probs`` -> one ``{ad_id: probability}`` per pair (valid placements only);
@@ -57,8 +57,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .. import parsing
-from ..types import Ad, AuctionInstance, ClickFeedback, Placement, UserProfile
+from ..scoring import parse_batch
+from ..types import Ad, ClickFeedback, Placement, UserProfile
 from . import encoder
 from .base import CLICK_MODELS, Judged
 
@@ -239,10 +239,8 @@ class SemanticClickModel:
             return index[t]
 
         rows = []  # (pair k, ad, ad idx, query idx, interest idxs, window word idxs, appended, pos)
-        for k, (inst, response) in enumerate(batch):
-            if not isinstance(inst, AuctionInstance):
-                raise TypeError(f"batch[{k}] must be (AuctionInstance, str), got {type(inst).__name__}")
-            found = parsing.placements(response, inst.ads)
+        for k, (inst, parsed) in enumerate(parse_batch(batch)):
+            response, found = parsed.text, list(parsed.placements)
             ads = {a.ad_id: a for a in inst.ads}
             slots, flooded = _layout(response, found, cfg) if any(p.valid for p in found) else ([], "")
             layouts.append((found, flooded))
@@ -264,7 +262,7 @@ class SemanticClickModel:
 
         out: list[tuple[dict[str, float], dict[str, str], list[list[str]]]] = []
         for found, flooded in layouts:
-            ids = parsing.valid_ids(found) if flooded else []
+            ids = [p.ad_id for p in found if p.valid] if flooded else []
             out.append(({i: 0.0 for i in ids}, {i: flooded for i in ids}, [[i] for i in ids]))
         if not rows:
             return out

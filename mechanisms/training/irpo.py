@@ -77,7 +77,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from llm_auction_env import parsing, reward
+from llm_auction_env import reward, scoring
+from llm_auction_env.instances import fresh_bids
 from llm_auction_env.atomic import atomic_dir, atomic_write_text
 from llm_auction_env.llm.base import Chat, Sampling
 from llm_auction_env.types import AuctionInstance
@@ -215,7 +216,7 @@ def build_components(cfg: IRPOConfig) -> Components:
     from llm_auction_env.data import load_dataset
     from llm_auction_env.llm.models import resolve_model_path
     from llm_auction_env.prompts import ad_llm_chat
-    from llm_auction_env.simulate import make_instances
+    from llm_auction_env.instances import make_instances
 
     dataset = load_dataset()
     instances = make_instances(dataset, "train", cfg.n_queries, cfg.k_ads, rng=cfg.seed)
@@ -262,11 +263,6 @@ def _read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def fresh_bids(instances: Sequence[AuctionInstance], rng: np.random.Generator) -> list[AuctionInstance]:
-    """Each instance with new integer bids U{1..100} (paper Sec. 5.2.3)."""
-    return [inst.with_bids(rng.integers(1, 101, size=len(inst.ads)).astype(np.float64)) for inst in instances]
-
-
 def preference_pairs(rewards: Sequence[float], delta_th: float, max_pairs: int = 0) -> list[tuple[int, int]]:
     """(winner, loser) index pairs of Algorithm 1, lines 14-15: the winner is the first argmax,
     losers are the responses with ``r_w - r_l > delta_th``, largest gap first, at most ``max_pairs``
@@ -284,14 +280,10 @@ def preference_pairs(rewards: Sequence[float], delta_th: float, max_pairs: int =
 def score_responses(
     pairs: Sequence[tuple[AuctionInstance, str]], ctrs: Sequence[dict[str, float]], cfg: reward.RewardConfig
 ) -> list[dict]:
-    """Eq. 8 with click probabilities ``ctrs`` in place of clicks (Eq. 5), plus format statistics."""
-    out = []
-    for (inst, text), ctr in zip(pairs, ctrs, strict=True):
-        found = parsing.placements(text, inst.ads)
-        r, rev, pen = reward.reward(inst, found, ctr, cfg)
-        n_err = sum(1 for p in found if not p.valid)
-        out.append({"reward": r, "revenue": rev, "penalty": pen, "n_ads": len(parsing.valid_ids(found)), "n_err": n_err})
-    return out
+    """Eq. 8 with click probabilities ``ctrs`` in place of clicks (Eq. 5), as the log rows IRPO
+    writes (reward, revenue, penalty, ads and format errors), via :func:`scoring.score_expected`."""
+    return [{"reward": o.reward, "revenue": o.revenue, "penalty": o.penalty, "n_ads": o.n_ads, "n_err": o.n_errors}
+            for o in scoring.score_expected(pairs, ctrs, cfg)]
 
 
 def concat_adapters(sources: Sequence[str | os.PathLike], out: str | os.PathLike) -> None:

@@ -46,7 +46,7 @@ import torch
 from scipy.stats import rankdata
 from torch import nn
 
-from llm_auction_env import parsing
+from llm_auction_env.scoring import parse_batch
 from llm_auction_env.atomic import atomic_dir
 from llm_auction_env.types import AuctionInstance, ClickFeedback
 
@@ -99,10 +99,12 @@ def records_from_feedback(
     """Click-log rows for every valid placement of every pair (an exposed ad without feedback
     counts as not clicked; feedback for anything else is ignored)."""
     out = []
-    for (inst, response), fb in zip(pairs, feedback, strict=True):
+    if len(pairs) != len(feedback):
+        raise ValueError(f"need one feedback list per pair: {len(pairs)} pairs, {len(feedback)} lists")
+    for (inst, parsed), fb in zip(parse_batch(pairs), feedback):
         clicked = {f.ad_id: int(bool(f.clicked)) for f in fb}
-        for ad_id in parsing.valid_ids(parsing.placements(response, inst.ads)):
-            out.append(ClickRecord(inst.query, inst.user.user_id, ad_id, response, clicked.get(ad_id, 0)))
+        for ad_id in parsed.valid_ids:
+            out.append(ClickRecord(inst.query, inst.user.user_id, ad_id, parsed.text, clicked.get(ad_id, 0)))
     return out
 
 
@@ -304,9 +306,9 @@ class PCTRModel:
         """``{ad_id: pCTR}`` for the valid placements of each (instance, response): the shape of
         ``ClickModel.click_probs``. One batched forward pass for the whole list."""
         rows: list[tuple[int, ClickRecord]] = []
-        for k, (inst, response) in enumerate(pairs):
-            for ad_id in parsing.valid_ids(parsing.placements(response, inst.ads)):
-                rows.append((k, ClickRecord(inst.query, inst.user.user_id, ad_id, response, 0)))
+        for k, (inst, parsed) in enumerate(parse_batch(pairs)):
+            for ad_id in parsed.valid_ids:
+                rows.append((k, ClickRecord(inst.query, inst.user.user_id, ad_id, parsed.text, 0)))
         probs = self.predict_records([r for _, r in rows])
         out: list[dict[str, float]] = [{} for _ in pairs]
         for (k, r), p in zip(rows, probs):

@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     from llm_auction_env.data import load_dataset
     from llm_auction_env.llm.transformers_backend import TransformersBackend
     from llm_auction_env.prompts import ad_llm_chat, plain_chat
-    from llm_auction_env.simulate import make_instances
+    from llm_auction_env.instances import make_instances
     from llm_auction_env.users.encoder import embed
 
     out = Path(args.out)
