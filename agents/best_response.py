@@ -1,7 +1,7 @@
 """``um_best_response``: maximise the objective on the current ITCTR curve (grid, then refine).
 
 Needs ``ctx.extra["itctr_fn"]`` (own bid -> ITCTR with the others' bids as last observed; see
-:mod:`agents.objectives`). Searches ``n_grid`` bids on ``[0, max_bid]``, then refines around the
+:mod:`llm_auction_env.envs.objectives`). Searches ``n_grid`` bids on ``[0, max_bid]``, then refines around the
 best grid point with bounded scalar minimisation (scipy). Exact ties go to the largest
 bid; if the ITCTR is 0 on the whole grid (the ad cannot be allocated, so every bid is equally
 good) the bidder reports its truthful bid, ``v`` (UM) or ``v / tau`` (VM), capped at ``max_bid``. With ``objective=Objective("vm", ...)``
@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from .base import BIDDERS, BidContext, BidResult
-from .objectives import Objective, check_result, curve_values, read_context
+from llm_auction_env.envs.bidders import BIDDERS, BidContext, BidResult
+from llm_auction_env.envs.objectives import Objective, check_result, curve_values, read_context
 
 
 @BIDDERS.register("um_best_response")

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import BIDDERS, BidContext, BidResult
+from llm_auction_env.envs.bidders import BIDDERS, BidContext, BidResult
 from .buckets import ValueBuckets
-from .objectives import Objective, check_result, curve_values, read_context
+from llm_auction_env.envs.objectives import Objective, check_result, curve_values, read_context
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""``sb3``: a trained stable-baselines3 policy as a :class:`agents.base.Bidder`.
+"""``sb3``: a trained stable-baselines3 policy as a :class:`llm_auction_env.envs.bidders.Bidder`.
 
 The policy must have been trained on ``LLMAuctionBidding-v0`` (or any env whose observation is
 :func:`llm_auction_env.envs.bidding.bidding_observation`): the bidder builds the same observation
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import BIDDERS, BidContext, BidResult
-from .objectives import check_result, read_context
+from llm_auction_env.envs.bidders import BIDDERS, BidContext, BidResult
+from llm_auction_env.envs.objectives import check_result, read_context
 
 
 @BIDDERS.register("sb3")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import BIDDERS, BidContext, BidResult
-from .objectives import check_result, check_roi_target, read_context
+from llm_auction_env.envs.bidders import BIDDERS, BidContext, BidResult
+from llm_auction_env.envs.objectives import check_result, check_roi_target, read_context
 
 
 @BIDDERS.register("truthful")

@@ -15,7 +15,7 @@ Runs repeated auctions among ``n`` bidders that all use one strategy (``--bidder
 Bidders (``--bidder``): ``hedge`` (full-information Hedge over bid multipliers per value bucket),
 ``exp3`` (bandit Hedge), ``gradient``, ``best_response`` (myopic best response to the others' last
 bids; ``--sequential`` for round-robin moves), ``truthful``, ``vm_roi``. ``--objective um|vm`` (VM with ``--roi-target``; ``forfeit`` form
-unless ``--vm-mode penalty``; see :mod:`agents.objectives`).
+unless ``--vm-mode penalty``; see :mod:`llm_auction_env.envs.objectives`).
 
 Reported (JSON ``--out``/result.json, PNGs next to it):
 * average external regret over time against the best fixed multiplier per value bucket;
@@ -37,9 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
-from agents.base import BidContext, BidResult, make_bidder
+from llm_auction_env.envs.bidders import BidContext, BidResult, make_bidder
 from agents.buckets import ValueBuckets
-from agents.objectives import Objective
+from llm_auction_env.envs.objectives import Objective
 
 
 # --------------------------------------------------------------------------------------- games
@@ -123,16 +123,10 @@ class StudyConfig:
 def paper_instances(n_instances: int, n_ads: int, seed: int = 0, split: str = "test"):
     """Auction instances from the shipped dataset: the first ``n_instances`` queries of ``split``,
     ``n_ads`` candidates by the dataset's rule, bids U{1..100} (paper Sec. 5.1)."""
-    from llm_auction_env.data import candidate_ads, load_dataset
-    from llm_auction_env.types import AuctionInstance
+    from llm_auction_env.data import load_dataset
+    from llm_auction_env.instances import make_instances
 
-    data, rng = load_dataset(), np.random.default_rng(seed)
-    out = []
-    for q in data.split(split)[:n_instances]:
-        ads = candidate_ads(data, q, n_ads, rng)
-        bids = rng.integers(1, 101, size=len(ads)).astype(float)
-        out.append(AuctionInstance(q.text, data.profile(q.user_id), ads, bids, q.query_id))
-    return out
+    return make_instances(load_dataset(), split, n_instances, n_ads, rng=seed, shuffle=False)
 
 
 def grid_oracle_from_mechanism(mechanism, instances, click_model="semantic", grid=None, n_samples: int = 4,

@@ -39,7 +39,6 @@ import argparse
 import csv
 import dataclasses
 import hashlib
-import inspect
 import json
 import os
 import platform
@@ -54,20 +53,20 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from llm_auction_env.config import given, override, parse_assignments
+from llm_auction_env.llm.base import Sampling
+from llm_auction_env.presets import PRESETS, get_preset
+from llm_auction_env.reward import RewardConfig
+
 BASELINE = "pretrained"
 DEFAULT_MECHANISMS = ("pretrained", "mosaic", "rag_auction", "gsp_slot", "llm_auction", "llm_auction_oracle")
 OPTIONAL = ("llm_auction", "llm_auction_oracle")
 """Skipped with a note (not an error) when not registered or not constructible."""
 
-PRESETS: dict[str, dict[str, Any]] = {
-    "quick": dict(n_queries=30, k_ads=10, prompt_style="compact", max_new_tokens=128, mosaic_m=4, batch_size=8),
-    "paper": dict(n_queries=3000, k_ads=100, prompt_style="paper", max_new_tokens=2048, mosaic_m=20, batch_size=64),
-}
-
-
 @dataclass
 class LeaderboardConfig:
-    """Everything that defines a leaderboard run (stored with the results)."""
+    """Everything that defines a leaderboard run (stored with the results). ``from_preset`` fills
+    it from :data:`llm_auction_env.presets.PRESETS`; the defaults here are the ``quick`` preset's."""
 
     preset: str = "quick"
     mechanisms: tuple[str, ...] = DEFAULT_MECHANISMS
@@ -79,18 +78,13 @@ class LeaderboardConfig:
     backend: str = "transformers"
     model: str = "embedded"
     prompt_style: str = "compact"
-    max_new_tokens: int = 128
-    temperature: float = 0.7
-    top_p: float = 0.8
-    top_k: int = 20
+    sampling: Sampling = field(default_factory=lambda: Sampling(max_new_tokens=128))
     batch_size: int = 8
     mosaic_m: int = 4
     mosaic_tau: float = 10.0
     pctr_path: str | None = None
     click_model: str = "semantic"
-    lam: float = 1.0
-    alpha: float = 10.0
-    gamma: float = 50.0
+    reward: RewardConfig = field(default_factory=RewardConfig)
     n_boot: int = 2000
     threads: int | None = None
     """torch CPU threads for the transformers backend (None: torch's default)."""
@@ -100,9 +94,11 @@ class LeaderboardConfig:
 
     @classmethod
     def from_preset(cls, preset: str = "quick", **overrides: Any) -> "LeaderboardConfig":
-        if preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; known: {sorted(PRESETS)}")
-        return cls(preset=preset, **{**PRESETS[preset], **overrides})
+        """The preset's config with ``overrides`` (flat or dotted keys, see ``config.override``)."""
+        p = get_preset(preset)
+        base = cls(preset=preset, model=p.model, prompt_style=p.prompt_style, sampling=p.sampling,
+                   reward=p.reward, k_ads=p.k_ads, **p.leaderboard)
+        return override(base, overrides)
 
     def __post_init__(self) -> None:
         self.mechanisms = tuple(self.mechanisms)
@@ -188,48 +184,19 @@ def summarise(records: list[dict], baseline: list[dict] | None, n_boot: int, see
 
 
 # --------------------------------------------------------------------------- running
-def _sampling(cfg: LeaderboardConfig):
-    from llm_auction_env.llm.base import Sampling
-
-    return Sampling(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k, max_new_tokens=cfg.max_new_tokens)
-
-
-def _reward_cfg(cfg: LeaderboardConfig):
-    from llm_auction_env.reward import RewardConfig
-
-    return RewardConfig(lam=cfg.lam, alpha=cfg.alpha, gamma=cfg.gamma)
-
-
 def mechanism_kwargs(name: str, cfg: LeaderboardConfig, backend: Any, click_model: Any) -> dict[str, Any]:
     """Constructor arguments for ``name``: the shared backend, sampling, prompt style and (MOSAIC)
     M, tau and the reward model (a pCTR checkpoint, else the run's own click model's exact
     probabilities); only those the constructor accepts, plus the user's overrides."""
     ctr = "pctr" if cfg.pctr_path else click_model.click_probs
-    common = dict(backend=backend, sampling=_sampling(cfg), prompt_style=cfg.prompt_style, batch_size=cfg.batch_size)
+    common = dict(backend=backend, sampling=cfg.sampling, prompt_style=cfg.prompt_style, batch_size=cfg.batch_size)
     specific = {"mosaic": dict(n_candidates=cfg.mosaic_m, tau=cfg.mosaic_tau, ctr=ctr, pctr_path=cfg.pctr_path,
-                               click_model=cfg.click_model, reward=_reward_cfg(cfg))}.get(name, {})
+                               click_model=cfg.click_model, reward=cfg.reward)}.get(name, {})
     kwargs = {**common, **specific, **cfg.mechanism_kwargs.get(name, {})}
-    from mechanisms.base import MECHANISMS
+    from mechanisms.base import mechanism_options
 
-    factory = MECHANISMS._factories[name]
-    params = inspect.signature(factory).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        # Mechanisms taking **overrides for their config dataclass: keep keys that dataclass knows.
-        cfg_cls = getattr(factory, "config_class", None) or _config_class(factory)
-        known = {f.name for f in dataclasses.fields(cfg_cls)} if cfg_cls else set(kwargs)
-        return {k: v for k, v in kwargs.items() if k in params or k in known}
-    return {k: v for k, v in kwargs.items() if k in params}
-
-
-def _config_class(factory: Any):
-    hint = inspect.signature(factory).parameters.get("config")
-    if hint is None:
-        return None
-    ann = hint.annotation
-    if isinstance(ann, str):  # postponed annotations: "FooConfig | None"
-        mod = sys.modules.get(factory.__module__)
-        ann = getattr(mod, ann.split("|")[0].strip(), None)
-    return ann if dataclasses.is_dataclass(ann) else None
+    accepted = mechanism_options(name)
+    return {k: v for k, v in kwargs.items() if k in accepted}
 
 
 def label(name: str, mech: Any, cfg: LeaderboardConfig) -> str:
@@ -299,7 +266,7 @@ def evaluate_mechanism(name: str, mech: Any, instances: list, click_model: Any, 
 
     from llm_auction_env.scoring import simulate
 
-    reward_cfg = _reward_cfg(cfg)
+    reward_cfg = cfg.reward
     fp = _fingerprint(name, cfg, mech)
     done = _load_checkpoint(ckpt, fp) if (ckpt is not None and cfg.resume) else {}
     if ckpt is not None and not done:
@@ -350,7 +317,7 @@ def run_leaderboard(config: LeaderboardConfig | dict | None = None, *, backend: 
         from llm_auction_env.llm.models import ModelConfig
 
         options = {"threads": cfg.threads} if cfg.threads and cfg.backend == "transformers" else {}
-        backend = ModelConfig(backend=cfg.backend, model=cfg.model, sampling=_sampling(cfg), batch_size=cfg.batch_size,
+        backend = ModelConfig(backend=cfg.backend, model=cfg.model, sampling=cfg.sampling, batch_size=cfg.batch_size,
                               options=options).make()
 
     # Baseline first (paired differences need it); trained policies last, since they may put a
@@ -455,7 +422,7 @@ def markdown_table(results: dict) -> str:
         "",
         f"{meta['n_instances']} test queries, {cfg['k_ads']} candidate ads, bids U{{1..100}}, seed {meta['seed']}, "
         f"preset `{cfg['preset']}`, model `{cfg['model']}` ({meta.get('backend', cfg['backend'])}), prompt `{cfg['prompt_style']}`, "
-        f"{cfg['max_new_tokens']} new tokens, click model `{cfg['click_model']}`, commit `{meta['git_commit']}`"
+        f"{cfg['sampling']['max_new_tokens']} new tokens, click model `{cfg['click_model']}`, commit `{meta['git_commit']}`"
         + (" (work tree had uncommitted changes)" if meta.get("git_dirty") else "") + ".",
         "Means per query with 95% bootstrap CIs (BCa, queries resampled). Revenue = sum b_i c_i over valid "
         "exposures (the paper's metric); payments = the mechanism's own payment rule; adv. surplus = revenue - "
@@ -518,7 +485,9 @@ def plot(results: dict, path: Path) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="llm-auction leaderboard", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Presets: " + "; ".join(f"{k}: {v}" for k, v in PRESETS.items()))
+                                epilog="Presets (llm_auction_env/presets.py): " + "; ".join(
+                                    f"{k}: model {v.model}, {v.prompt_style} prompt, k_ads {v.k_ads}, {v.leaderboard}"
+                                    for k, v in PRESETS.items()))
     p.add_argument("--preset", choices=sorted(PRESETS), default="quick")
     p.add_argument("--mechanisms", help=f"comma-separated (default: {','.join(DEFAULT_MECHANISMS)})")
     p.add_argument("--n-queries", type=int)
@@ -537,15 +506,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="torch CPU threads (transformers backend)")
     p.add_argument("--mechanism-kwargs", help='JSON: {"llm_auction": {"adapter": "path"}}')
     p.add_argument("--no-resume", action="store_true", help="ignore checkpoints in --out")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="any LeaderboardConfig field, flat or dotted (e.g. top_p=0.9, reward.alpha=5); repeatable")
     return p
 
 
 def config_from_args(args: argparse.Namespace) -> LeaderboardConfig:
     over: dict[str, Any] = {"seed": args.seed, "out": args.out, "resume": not args.no_resume}
-    for key in ("n_queries", "k_ads", "backend", "model", "prompt_style", "max_new_tokens", "batch_size",
-                "mosaic_m", "mosaic_tau", "pctr_path", "n_boot", "threads"):
-        if getattr(args, key) is not None:
-            over[key] = getattr(args, key)
+    over.update(given(args, ("n_queries", "k_ads", "backend", "model", "prompt_style", "max_new_tokens", "batch_size",
+                             "mosaic_m", "mosaic_tau", "pctr_path", "n_boot", "threads")))
     if args.mechanisms:
         over["mechanisms"] = tuple(m.strip() for m in args.mechanisms.split(",") if m.strip())
     if args.mechanism_kwargs:
@@ -553,7 +522,11 @@ def config_from_args(args: argparse.Namespace) -> LeaderboardConfig:
             over["mechanism_kwargs"] = json.loads(args.mechanism_kwargs)
         except json.JSONDecodeError as err:
             raise SystemExit(f"--mechanism-kwargs is not valid JSON: {err}")
-    return LeaderboardConfig.from_preset(args.preset, **over)
+    try:
+        over.update(parse_assignments(args.set or []))
+        return LeaderboardConfig.from_preset(args.preset, **over)
+    except ValueError as err:
+        raise SystemExit(f"llm-auction leaderboard: {err}")
 
 
 def main(argv: list[str] | None = None) -> int:

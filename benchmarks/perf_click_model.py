@@ -76,9 +76,9 @@ def make_corpus(n: int, seed: int = 0, per_query: int = 1):
 
     A "relevant" response inserts candidates whose category is one of the query's topic tags first
     (the candidate rule always includes some); a "random" one inserts random candidates."""
-    from llm_auction_env.data import candidate_ads, load_dataset
+    from llm_auction_env.data import load_dataset
+    from llm_auction_env.instances import build_instance
     from llm_auction_env.parsing import render
-    from llm_auction_env.types import AuctionInstance
 
     rng = np.random.default_rng(seed)
     ds = load_dataset()
@@ -89,8 +89,8 @@ def make_corpus(n: int, seed: int = 0, per_query: int = 1):
     for row in range(n):
         if row % per_query == 0:
             q = queries[int(qids[row // per_query])]
-            cands = candidate_ads(ds, q, 10, rng)
-            inst = AuctionInstance(q.text, ds.profile(q.user_id), cands, rng.integers(1, 101, len(cands)), q.query_id)
+            inst = build_instance(ds, q, 10, rng)
+            cands = inst.ads
         n_ads = int(rng.choice([1, 1, 2, 3]))
         relevant = bool(rng.random() < 0.5)
         order = [int(i) for i in rng.permutation(len(cands))]

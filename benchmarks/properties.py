@@ -39,7 +39,7 @@ Subcommands (statistics defined in :mod:`llm_auction_env.properties`):
 
 Every subcommand writes ``<out>/<subcommand>.json`` (config, seed, git commit, timings, numbers)
 and ``<out>/<subcommand>.png``. Model and backend settings come from the leaderboard's presets
-(``benchmarks.leaderboard.PRESETS``: compact prompt, 128 new tokens, MOSAIC M=4 for ``quick``).
+(``llm_auction_env.presets.PRESETS``: compact prompt, 128 new tokens; MOSAIC M=2 in the ``quick`` sweeps).
 The mechanisms default to ``pretrained``, ``gsp_slot``, ``mosaic`` and, when registered and
 buildable, ``llm_auction``; ``--mechanism oracle_softmax`` adds an LLM-free reference (the
 KL-regularised optimum over fixed template candidates with the run's click model, monotone and
@@ -67,35 +67,19 @@ import json
 import sys
 import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from llm_auction_env import properties as P
+from llm_auction_env.presets import PRESETS, get_preset
 from llm_auction_env.templates import single_ad_response, template_candidates
 
 SUBCOMMANDS = ("monotonicity", "continuity", "incentives")
 DEFAULT_MECHANISMS = ("pretrained", "gsp_slot", "mosaic", "llm_auction")
 OPTIONAL = ("llm_auction", "llm_auction_oracle")
-MOSAIC_M = {"quick": 2}
-"""MOSAIC candidates per preset when ``--mosaic-m`` is not given (else the leaderboard's)."""
-
-PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "quick": {
-        "monotonicity": dict(n_instances=3, samples=1, bid_step=10.0),
-        "continuity": dict(n_instances=1, samples=4, bid_step=10.0),
-        "incentives": dict(n_instances=1, samples=4, bid_step=10.0),
-    },
-    "paper": {
-        "monotonicity": dict(n_instances=500, samples=1, bid_step=10.0),
-        "continuity": dict(n_instances=1, samples=200, bid_step=1.0),
-        "incentives": dict(n_instances=20, samples=50, bid_step=5.0),
-    },
-}
-
-
 @dataclass
 class Parts:
     """Pre-built parts (tests, notebooks): mechanisms by label, a click model, instances."""
@@ -187,7 +171,7 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
 
 
 def _settings(args: argparse.Namespace) -> dict:
-    s = dict(PRESETS[args.preset][args.command])
+    s = dict(get_preset(args.preset).properties[args.command])
     for key in ("n_instances", "samples", "bid_step"):
         if getattr(args, key) is not None:
             s[key] = getattr(args, key)
@@ -230,33 +214,20 @@ def adapter_dirs(path: str) -> list[tuple[str, Path]]:
     return [(str(d.relative_to(p)), d) for d in found]
 
 
-def _llm_auction_kwargs(adapter: Path) -> dict:
-    """Constructor argument that selects an adapter, whichever name the mechanism uses."""
-    import inspect
+def _mech_kwargs(name, lb, backend, click_model) -> dict:
+    """The leaderboard's constructor arguments for ``name``."""
+    from benchmarks.leaderboard import mechanism_kwargs
 
-    from mechanisms.base import MECHANISMS
-
-    factory = MECHANISMS._factories["llm_auction"]
-    params = inspect.signature(factory).parameters
-    for key in ("adapter", "checkpoint", "adapter_path", "adapter_dir"):
-        if key in params:
-            return {key: str(adapter)}
-    return {"adapter": str(adapter)}
-
-
-def _mech_kwargs(fn, name, lb, backend, click_model) -> dict:
-    """The leaderboard's constructor arguments (passing the click model when it takes one)."""
-    import inspect
-
-    if "click_model" in inspect.signature(fn).parameters:
-        kwargs = fn(name, lb, backend, click_model)
-    else:
-        kwargs = fn(name, lb, backend)
+    kwargs = mechanism_kwargs(name, lb, backend, click_model)
     if name in OPTIONAL and "backend" in kwargs:
         # a trained policy would put its adapter on the shared backend (and every other mechanism
         # would then run the adapter): give each policy its own backend instead
         kwargs["backend"] = None
     return kwargs
+
+
+def _adapter_kwargs(adapter) -> dict:
+    return {"adapter": str(adapter)}
 
 
 def build_parts(args: argparse.Namespace, settings: dict, parser: argparse.ArgumentParser) -> Parts:
@@ -279,7 +250,7 @@ def build_parts(args: argparse.Namespace, settings: dict, parser: argparse.Argum
     for key in ("k_ads", "max_new_tokens"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
-    mosaic_m = args.mosaic_m or MOSAIC_M.get(args.preset)
+    mosaic_m = args.mosaic_m or get_preset(args.preset).properties_mosaic_m
     if mosaic_m:
         overrides["mosaic_m"] = mosaic_m
     lb = LeaderboardConfig.from_preset(args.preset, **overrides)
@@ -306,7 +277,7 @@ def build_parts(args: argparse.Namespace, settings: dict, parser: argparse.Argum
             labels[name] = f"{REFERENCE} (LLM-free softmax over template candidates, beta=5)"
             continue
         try:
-            mechs[name] = make_mechanism(name, **_mech_kwargs(mechanism_kwargs, name, lb, backend, click_model))
+            mechs[name] = make_mechanism(name, **_mech_kwargs(name, lb, backend, click_model))
             labels[name] = label(name, mechs[name], lb)
         except Exception as err:  # noqa: BLE001 - an optional trained policy without adapter
             if name not in OPTIONAL:
@@ -318,11 +289,11 @@ def build_parts(args: argparse.Namespace, settings: dict, parser: argparse.Argum
         except FileNotFoundError as err:
             parser.error(str(err))
         for name, d in dirs:
-            lb.mechanism_kwargs["llm_auction"] = _llm_auction_kwargs(d)
-            mechs[f"llm_auction@{name}"] = make_mechanism("llm_auction", **_mech_kwargs(mechanism_kwargs, "llm_auction", lb, backend, click_model))
+            lb.mechanism_kwargs["llm_auction"] = _adapter_kwargs(d)
+            mechs[f"llm_auction@{name}"] = make_mechanism("llm_auction", **_mech_kwargs("llm_auction", lb, backend, click_model))
     if args.chunk is None:
         args.chunk = 2 * lb.batch_size  # batches of the mechanisms' own size, with a progress bar
-    meta = {"leaderboard_config": {k: v for k, v in vars(lb).items() if k != "mechanism_kwargs"},
+    meta = {"leaderboard_config": {k: v for k, v in asdict(lb).items() if k != "mechanism_kwargs"},
             "labels": labels, "skipped": skipped}
     return Parts(mechs, click_model, instances, meta)
 

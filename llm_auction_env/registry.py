@@ -24,9 +24,13 @@ class Registry(Generic[T]):
         return deco
 
     def make(self, name: str, **config: Any) -> T:
+        return self.factory(name)(**config)
+
+    def factory(self, name: str) -> Callable[..., T]:
+        """The factory (class or function) registered as ``name``."""
         if name not in self._factories:
             raise KeyError(f"unknown {self.kind} {name!r}; known: {sorted(self._factories)}")
-        return self._factories[name](**config)
+        return self._factories[name]
 
     def names(self) -> list[str]:
         return sorted(self._factories)

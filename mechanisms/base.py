@@ -34,6 +34,20 @@ def first_price_per_click(inst: AuctionInstance, alloc: Allocation, outcome: Out
 MECHANISMS: Registry[Mechanism] = Registry("mechanism")
 
 
+def mechanism_options(name: str) -> frozenset[str]:
+    """The keyword arguments the mechanism ``name`` accepts besides ``backend``: ``config`` and
+    every field of its config dataclass (``config_class``)."""
+    import dataclasses
+
+    import mechanisms  # noqa: F401  (registers the built-in mechanisms)
+
+    factory = MECHANISMS.factory(name)
+    cfg_cls = getattr(factory, "config_class", None)
+    if cfg_cls is None or not dataclasses.is_dataclass(cfg_cls):
+        raise TypeError(f"mechanism {name!r} does not declare its config dataclass (config_class)")
+    return frozenset({"backend", "config"} | {f.name for f in dataclasses.fields(cfg_cls)})
+
+
 def make_mechanism(name: str, **config) -> Mechanism:
     """Build a mechanism by name; ``MECHANISMS.names()`` lists them."""
     import mechanisms  # noqa: F401  (registers the built-in mechanisms)

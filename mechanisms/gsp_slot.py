@@ -77,6 +77,7 @@ class GspSlot:
     """Ad-free answer plus one appended slot, ranked by bid x quality, GSP price per click."""
 
     name = "gsp_slot"
+    config_class = GspSlotConfig
 
     def __init__(self, backend: Any = "transformers", backend_config: dict | None = None,
                  config: GspSlotConfig | None = None, **overrides: Any) -> None:

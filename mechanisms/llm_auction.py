@@ -74,6 +74,7 @@ class LLMAuction:
     """Trained policy, Ad-LLM prompt, one sample; first price per click."""
 
     name = "llm_auction"
+    config_class = LLMAuctionConfig
     default_adapter = ADAPTERS / "llm_auction_pctr"
 
     def __init__(self, backend: Any = None, config: LLMAuctionConfig | None = None, **overrides: Any) -> None:

@@ -178,6 +178,7 @@ class Mosaic:
     """MOSAIC: sample M responses, reweight by reward and pi_ref/pi_gen, draw one; Rochet payments."""
 
     name = "mosaic"
+    config_class = MosaicConfig
 
     def __init__(self, backend: Any = "transformers", backend_config: dict | None = None,
                  config: MosaicConfig | None = None, **overrides: Any) -> None:

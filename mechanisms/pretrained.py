@@ -38,6 +38,7 @@ class Pretrained:
     """Base model, Ad-LLM prompt, one sample; first price per click."""
 
     name = "pretrained"
+    config_class = PretrainedConfig
 
     def __init__(self, backend: Any = "transformers", backend_config: dict | None = None,
                  config: PretrainedConfig | None = None, **overrides: Any) -> None:

@@ -108,6 +108,7 @@ class RagAuction:
     """Retrieve by relevance, auction by bid x relevance, let the LLM integrate the winners."""
 
     name = "rag_auction"
+    config_class = RagAuctionConfig
 
     def __init__(self, backend: Any = "transformers", backend_config: dict | None = None,
                  config: RagAuctionConfig | None = None, **overrides: Any) -> None:

@@ -12,6 +12,7 @@ import torch
 
 from llm_auction_env import parsing
 from llm_auction_env.types import Ad, AuctionInstance, ClickFeedback, UserProfile
+from llm_auction_env.config import override
 from mechanisms.training.irpo import IRPO, Components, IRPOConfig, concat_adapters, preference_pairs
 from mechanisms.training.pctr import PCTRConfig
 
@@ -72,7 +73,7 @@ def config(run_dir, **kw) -> IRPOConfig:
                 learning_rate=1e-3, lora_r=4, lora_alpha=8, gen_batch_size=8, constrain_ads=True, ad_open_bias=2.0,
                 pctr=PCTRConfig(steps=5, encoder="unused"), seed=3)
     base.update(kw)
-    return IRPOConfig(**base)
+    return override(IRPOConfig(), base)
 
 
 @pytest.fixture(scope="module")

@@ -89,7 +89,7 @@ def test_cli_help(capsys):
 
 def test_presets():
     q, p = lb.LeaderboardConfig.from_preset("quick"), lb.LeaderboardConfig.from_preset("paper")
-    assert (q.n_queries, q.k_ads, q.mosaic_m, q.max_new_tokens, q.prompt_style) == (30, 10, 4, 128, "compact")
+    assert (q.n_queries, q.k_ads, q.mosaic_m, q.sampling.max_new_tokens, q.prompt_style) == (30, 10, 4, 128, "compact")
     assert (p.n_queries, p.k_ads, p.mosaic_m) == (3000, 100, 20)
     with pytest.raises(ValueError, match="preset"):
         lb.LeaderboardConfig.from_preset("huge")

@@ -8,11 +8,11 @@ bids, exact ITCTRs, first-price payments.
 click ``v`` is ``value`` (fixed) or drawn per episode from U[``value_range``]; ``roi_target`` tau is
 optional (required for ``objective="vm"``).
 
-**Others.** Every other ad slot bids through a :class:`agents.base.Bidder` (``others``: a registered
+**Others.** Every other ad slot bids through a :class:`llm_auction_env.envs.bidders.Bidder` (``others``: a registered
 name built with ``others_config``, default ``"truthful"``, or a list of Bidder objects, one per other
 slot) with values drawn per episode from U[``others_value_range``] (``hedge``/``gradient`` others
 get that range as their ``value_range`` unless configured). They get ``ctx.extra["itctr_fn"]`` for the others' last bids
-and full-information feedback (see :mod:`agents.objectives`). Learning bidders keep learning across
+and full-information feedback (see :mod:`llm_auction_env.envs.objectives`). Learning bidders keep learning across
 episodes, which makes the env non-stationary (by design).
 
 **Observation** ``Box(3,) float32`` = :func:`bidding_observation`:
@@ -22,7 +22,7 @@ episodes, which makes the env non-stationary (by design).
 actions raise ``ValueError``; finite bids above ``max_bid`` are clipped to ``max_bid`` and counted
 (``info["clipped"]``, ``info["n_clipped"]`` per episode).
 
-**Reward** the agent's objective (:class:`agents.objectives.Objective`), first price:
+**Reward** the agent's objective (:class:`llm_auction_env.envs.objectives.Objective`), first price:
 * ``"um"``: ``(v - b) * itctr`` (``payment="expected"``) or ``(v - b) * c`` with a sampled click
   ``c ~ Bernoulli(itctr)`` (``payment="per_click"``);
 * ``"vm"``: ``v*itctr - mu * max(0, tau*b*itctr - v*itctr)`` (``vm_mode="penalty"``, default) or
@@ -44,10 +44,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from agents.base import BidContext, BidResult, make_bidder
-from agents.objectives import Objective, check_roi_target
-
 from ..oracle import AllocationOracle, expected_payments
+from .bidders import BidContext, BidResult, make_bidder
+from .objectives import Objective, check_roi_target
 
 MAX_ROI_TARGET = 10.0
 

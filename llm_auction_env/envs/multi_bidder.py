@@ -9,7 +9,7 @@ all agents bid at once, get exact ITCTRs and pay first price on expectation (or 
   (:func:`llm_auction_env.envs.bidding.bidding_observation`).
 * **Action** per agent ``Box([0], [max_bid])``: its bid per click. NaN/inf/negative/wrong shape ->
   ``ValueError``; finite bids above ``max_bid`` are clipped and counted in ``infos[a]["n_clipped"]``.
-* **Reward** per agent: its objective (:class:`agents.objectives.Objective`): UM
+* **Reward** per agent: its objective (:class:`llm_auction_env.envs.objectives.Objective`): UM
   ``(v - b) * itctr``; VM (needs ``roi_targets``) penalty or forfeit form.
 * **Values** drawn per episode from U[``value_range``] (or per step with ``redraw_values=True``);
   ``roi_targets``: None, one float for everybody, or one per agent.
@@ -25,9 +25,8 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
-from agents.objectives import Objective, check_roi_target
-
 from ..oracle import AllocationOracle
+from .objectives import Objective, check_roi_target
 from .bidding import MAX_ROI_TARGET, _range, bidding_observation, check_action
 
 

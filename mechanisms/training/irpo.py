@@ -77,10 +77,13 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from llm_auction_env import reward, scoring
+from llm_auction_env import scoring
+from llm_auction_env.reward import RewardConfig
 from llm_auction_env.instances import fresh_bids
 from llm_auction_env.atomic import atomic_dir, atomic_write_text
+from llm_auction_env.config import from_dict, override, parse_assignments
 from llm_auction_env.llm.base import Chat, Sampling
+from llm_auction_env.presets import PRESETS, get_preset
 from llm_auction_env.types import AuctionInstance
 
 from .pctr import PCTRConfig, PCTRModel, historical_log, records_from_feedback
@@ -90,7 +93,7 @@ PHASES = ("deploy", "pctr", "samples", "pairs", "dpo")
 
 @dataclass
 class IRPOConfig:
-    """All IRPO hyperparameters (``PRESETS`` holds ``quick`` and ``paper``)."""
+    """All IRPO hyperparameters; ``IRPOConfig.from_preset("quick" | "paper")`` reads the run presets."""
 
     run_dir: str = "runs/irpo"
     seed: int = 0
@@ -119,15 +122,10 @@ class IRPOConfig:
     # sampling (paper Ad-LLM: 0.7 / 0.8 / 20)
     k_deploy: int = 4
     m_samples: int = 4
-    max_new_tokens: int = 96
-    temperature: float = 0.7
-    top_p: float = 0.8
-    top_k: int = 20
+    sampling: Sampling = field(default_factory=lambda: Sampling(max_new_tokens=96))
     gen_batch_size: int = 16
     # reward (Eq. 8) and pairs
-    lam: float = 1.0
-    alpha: float = 10.0
-    gamma: float = 50.0
+    reward_config: RewardConfig = field(default_factory=RewardConfig)
     delta_th: float = 10.0
     max_pairs_per_query: int = 2
     # DPO
@@ -147,9 +145,21 @@ class IRPOConfig:
     pctr: PCTRConfig = field(default_factory=PCTRConfig)
     threads: int | None = None
 
+    @classmethod
+    def from_preset(cls, name: str = "quick", **overrides: Any) -> "IRPOConfig":
+        """The run preset ``name`` (:mod:`llm_auction_env.presets`) with ``overrides`` (flat or
+        dotted keys, as ``--set`` takes them)."""
+        p = get_preset(name)
+        base = cls(model=p.model, prompt_style=p.prompt_style, sampling=p.sampling, reward_config=p.reward, k_ads=p.k_ads)
+        return override(override(base, p.irpo), overrides)
+
     def __post_init__(self) -> None:
         if isinstance(self.pctr, dict):
             self.pctr = PCTRConfig(**self.pctr)
+        if isinstance(self.sampling, dict):
+            self.sampling = Sampling(**{**self.sampling, "stop": tuple(self.sampling.get("stop", ()))})
+        if isinstance(self.reward_config, dict):
+            self.reward_config = RewardConfig(**self.reward_config)
         self.lora_targets = tuple(self.lora_targets)
         if self.reward not in ("pctr", "oracle"):
             raise ValueError(f"reward must be 'pctr' or 'oracle', got {self.reward!r}")
@@ -166,31 +176,6 @@ class IRPOConfig:
         from llm_auction_env.llm.constrained import MarkupAid
 
         return MarkupAid(self.ad_open_bias, self.ad_open_after, self.max_ads)
-
-    @property
-    def reward_cfg(self) -> reward.RewardConfig:
-        return reward.RewardConfig(self.lam, self.alpha, self.gamma)
-
-    def sampling(self, seed: int) -> Sampling:
-        return Sampling(self.temperature, self.top_p, self.top_k, self.max_new_tokens, seed=seed)
-
-
-PRESETS: dict[str, IRPOConfig] = {
-    # The shipped CPU adapters: embedded SmolLM2-135M with constrained markup and the after-first-
-    # sentence open bias, one ad at most (sizes and times in benchmarks/RESULTS_irpo.md).
-    "quick": IRPOConfig(
-        n_queries=40, k_deploy=2, m_samples=4, max_new_tokens=128, constrain_ads=True, ad_open_bias=7.0,
-        ad_open_after="sentence", max_ads=1, historical_queries=300, delta_th=5.0, learning_rate=5e-4,
-        dpo_epochs=1, threads=1,
-    ),
-    # The paper's settings (App. B.2.3); needs GPUs (see the module docstring).
-    "paper": IRPOConfig(
-        epochs=3, n_queries=12000, k_ads=100, model="Qwen/Qwen3-4B-Instruct-2507", prompt_style="paper",
-        k_deploy=10, m_samples=5, max_new_tokens=2048, gen_batch_size=256, max_pairs_per_query=0,
-        learning_rate=1e-6, per_device_batch=8, grad_accum=8, max_length=8192, lora_r=0, bf16=True,
-        click_model="llm_judge", pctr=PCTRConfig(encoder="Qwen/Qwen3-Embedding-0.6B"),
-    ),
-}
 
 
 # ----------------------------------------------------------------------------- components
@@ -278,7 +263,7 @@ def preference_pairs(rewards: Sequence[float], delta_th: float, max_pairs: int =
 
 
 def score_responses(
-    pairs: Sequence[tuple[AuctionInstance, str]], ctrs: Sequence[dict[str, float]], cfg: reward.RewardConfig
+    pairs: Sequence[tuple[AuctionInstance, str]], ctrs: Sequence[dict[str, float]], cfg: RewardConfig
 ) -> list[dict]:
     """Eq. 8 with click probabilities ``ctrs`` in place of clicks (Eq. 5), as the log rows IRPO
     writes (reward, revenue, penalty, ads and format errors), via :func:`scoring.score_expected`."""
@@ -375,7 +360,7 @@ class IRPO:
         chats = [self.comps.chat(inst) for inst in instances]
         kwargs = {"constrain_ads": [inst.ads for inst in instances], "markup_aid": self.cfg.markup_aid} \
             if self.cfg.constrain_ads else {}
-        out = backend.generate(chats, n, self.cfg.sampling(seed), progress=True, **kwargs)
+        out = backend.generate(chats, n, dataclasses.replace(self.cfg.sampling, seed=seed), progress=True, **kwargs)
         return [[c.text for c in row] for row in out]
 
     # -- phases
@@ -385,7 +370,7 @@ class IRPO:
         texts = self.sample(source, insts, self.cfg.k_deploy, int(rng.integers(2**31)))
         pairs = [(inst, y) for inst, ys in zip(insts, texts) for y in ys]
         feedback = self.comps.click_model.sample_clicks(pairs, rng)
-        scored = score_responses(pairs, [{f.ad_id: float(f.clicked) for f in fb} for fb in feedback], self.cfg.reward_cfg)
+        scored = score_responses(pairs, [{f.ad_id: float(f.clicked) for f in fb} for fb in feedback], self.cfg.reward_config)
         rows = []
         for k, ((inst, y), fb, s) in enumerate(zip(pairs, feedback, scored)):
             rows.append({"i": k // self.cfg.k_deploy, "bids": inst.bids.tolist(), "response": y,
@@ -437,10 +422,10 @@ class IRPO:
         texts = self.sample(source, insts, self.cfg.m_samples, int(rng.integers(2**31)))
         pairs = [(inst, y) for inst, ys in zip(insts, texts) for y in ys]
         ctrs = self.reward_model(t)(pairs)
-        scored = score_responses(pairs, ctrs, self.cfg.reward_cfg)
+        scored = score_responses(pairs, ctrs, self.cfg.reward_config)
         true = None
         if getattr(self.comps.click_model, "has_probs", False):
-            true = score_responses(pairs, self.comps.click_model.click_probs(pairs), self.cfg.reward_cfg)
+            true = score_responses(pairs, self.comps.click_model.click_probs(pairs), self.cfg.reward_config)
         rows = []
         for k, ((inst, y), s) in enumerate(zip(pairs, scored)):
             row = {"i": k // self.cfg.m_samples, "bids": inst.bids.tolist(), "response": y, "ctr": ctrs[k], **s}
@@ -650,44 +635,26 @@ def plot_curves(history: list[dict], path: Path) -> None:
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="llm-auction train", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", choices=sorted(PRESETS), default="quick")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="quick", help="run preset (llm_auction_env/presets.py)")
     p.add_argument("--reward", choices=["pctr", "oracle"], default=None)
     p.add_argument("--run-dir", default=None, help="default: runs/irpo-<preset>-<reward>")
     p.add_argument("--resume", action="store_true", help="continue a run dir, reusing every finished phase")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="override IRPOConfig fields, e.g. epochs=1 n_queries=8 constrain_ads=true")
+                   help="override IRPOConfig fields, flat or dotted, e.g. epochs=1 n_queries=8 max_new_tokens=64 alpha=5")
     p.add_argument("--export", default=None, help="copy the final policy adapter + metrics here")
     return p.parse_args(argv)
 
 
 def _override(cfg: IRPOConfig, pairs: list[str]) -> IRPOConfig:
-    changes: dict[str, Any] = {}
-    fields = {f.name: f for f in dataclasses.fields(IRPOConfig)}
-    for item in pairs:
-        key, _, value = item.partition("=")
-        if key not in fields or key == "pctr":
-            raise SystemExit(f"unknown IRPOConfig field {key!r}; known: {sorted(fields)}")
-        current = getattr(cfg, key)
-        if isinstance(current, bool):
-            changes[key] = value.lower() in ("1", "true", "yes")
-        elif isinstance(current, int):
-            changes[key] = int(value)
-        elif isinstance(current, float):
-            changes[key] = float(value)
-        elif value.lower() == "none":
-            changes[key] = None
-        elif "int" in str(fields[key].type) and value.lstrip("-").isdigit():
-            changes[key] = int(value)
-        else:
-            changes[key] = value
-    return dataclasses.replace(cfg, **changes)
+    try:
+        return override(cfg, parse_assignments(pairs))
+    except ValueError as err:
+        raise SystemExit(f"llm-auction train --set: {err}")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    cfg = copy.deepcopy(PRESETS[args.preset])
-    if args.reward:
-        cfg.reward = args.reward
+    cfg = IRPOConfig.from_preset(args.preset, **({"reward": args.reward} if args.reward else {}))
     cfg = _override(cfg, args.set)
     cfg.run_dir = args.run_dir or f"runs/irpo-{args.preset}-{cfg.reward}"
     run = Path(cfg.run_dir)
@@ -698,7 +665,7 @@ def main(argv: list[str] | None = None) -> int:
         # The run's saved config wins over the preset; explicit --set values (e.g. epochs=3 to
         # extend a finished run) still apply on top.
         saved = json.loads((run / "config.json").read_text())
-        cfg = _override(IRPOConfig(**{**saved, "pctr": PCTRConfig(**saved["pctr"])}), args.set)
+        cfg = _override(from_dict(IRPOConfig, saved), args.set)
         cfg.run_dir = str(run)
     history = IRPO(cfg).train()
     print(json.dumps([{k: v for k, v in h.items() if k != "seconds"} for h in history], indent=1, default=float))

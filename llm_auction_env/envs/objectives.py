@@ -12,7 +12,7 @@
       ``b = v/tau`` for any monotone allocation with ``itctr(v/tau) > 0`` (Thm. 4.5).
 
 Feedback protocol shared by bidders and the places that run them (bidding envs, equilibrium
-studies), through the ``extra`` dicts of :class:`agents.base.BidContext` / ``BidResult``:
+studies), through the ``extra`` dicts of :class:`llm_auction_env.envs.bidders.BidContext` / ``BidResult``:
 
 * ``ctx.extra["itctr_fn"]``: ``f(own_bids [G]) -> itctr [G]`` for this round's instance with the
   others' bids as last observed (what a best responder optimises). Optional.
@@ -86,10 +86,10 @@ def curve_values(fn, bids: np.ndarray) -> np.ndarray:
 
 
 def read_context(ctx) -> tuple[float, float | None, float]:
-    """Validated ``(value, roi_target, max_bid)`` of a :class:`agents.base.BidContext`."""
+    """Validated ``(value, roi_target, max_bid)`` of a :class:`llm_auction_env.envs.bidders.BidContext`."""
     from llm_auction_env.types import check_bid
 
-    from .base import BidContext
+    from .bidders import BidContext
 
     if not isinstance(ctx, BidContext):
         raise ValueError(f"expected a BidContext, got {type(ctx).__name__}")
@@ -105,7 +105,7 @@ def check_result(result) -> None:
     """Reject feedback with non-finite or negative numbers."""
     from llm_auction_env.types import check_bid
 
-    from .base import BidResult
+    from .bidders import BidResult
 
     if not isinstance(result, BidResult):
         raise ValueError(f"expected a BidResult, got {type(result).__name__}")

@@ -1,0 +1,99 @@
+"""The run presets, defined once: ``quick`` (CPU minutes) and ``paper`` (the paper's sizes).
+
+A :class:`Preset` fixes what every run of that name shares -- the Ad-LLM (model, prompt style,
+sampling), Eq. 8's constants and the candidate count -- and the sizes of each kind of run. The
+leaderboard (``LeaderboardConfig.from_preset``), the properties benchmark, IRPO
+(``IRPOConfig.from_preset``) and the demo all read these; nothing else defines a preset.
+
+=====================  ==================================  ======================================
+field                  quick                               paper
+=====================  ==================================  ======================================
+model                  ``embedded`` (SmolLM2-135M, CPU)    Qwen3-4B-Instruct (vLLM / a server)
+prompt_style           ``compact``                         ``paper`` (App. B)
+sampling               0.7 / 0.8 / 20, 128 new tokens      0.7 / 0.8 / 20, 2048 new tokens
+reward                 lam 1, alpha 10, gamma 50           the same
+k_ads                  10 candidates                       100 (all)
+leaderboard            30 test queries, MOSAIC M = 4       3,000 test queries, M = 20
+properties             3 / 1 / 1 instances, MOSAIC M = 2   500 / 1 / 20 instances
+irpo                   40 training queries, M = 4, ...     12,000 queries, M = 5 (App. B.2.3)
+=====================  ==================================  ======================================
+
+The ``irpo`` entry holds the training settings that differ from ``IRPOConfig``'s defaults (the
+shipped CPU recipe: constrained markup with the after-first-sentence open bias, one ad at most,
+a historical click log, delta_th 5); its ``k_ads`` (8) is the one the shipped adapters were trained
+with.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .llm.base import Sampling
+from .llm.models import SCALE_MODEL
+from .reward import RewardConfig
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    model: str
+    prompt_style: str
+    sampling: Sampling
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    k_ads: int = 10
+    leaderboard: dict[str, Any] = field(default_factory=dict)
+    """``LeaderboardConfig`` sizes: ``n_queries``, ``batch_size``, ``mosaic_m``."""
+    properties: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per properties subcommand: ``n_instances``, ``samples``, ``bid_step``."""
+    properties_mosaic_m: int | None = None
+    """MOSAIC's M in the properties sweeps (None: the leaderboard's)."""
+    irpo: dict[str, Any] = field(default_factory=dict)
+    """``IRPOConfig`` settings that differ from its defaults."""
+
+
+PRESETS: dict[str, Preset] = {
+    "quick": Preset(
+        name="quick",
+        model="embedded",
+        prompt_style="compact",
+        sampling=Sampling(max_new_tokens=128),
+        k_ads=10,
+        leaderboard=dict(n_queries=30, batch_size=8, mosaic_m=4),
+        properties={
+            "monotonicity": dict(n_instances=3, samples=1, bid_step=10.0),
+            "continuity": dict(n_instances=1, samples=4, bid_step=10.0),
+            "incentives": dict(n_instances=1, samples=4, bid_step=10.0),
+        },
+        properties_mosaic_m=2,
+        irpo=dict(
+            n_queries=40, k_ads=8, k_deploy=2, m_samples=4, constrain_ads=True, ad_open_bias=7.0,
+            ad_open_after="sentence", max_ads=1, historical_queries=300, delta_th=5.0, learning_rate=5e-4,
+            dpo_epochs=1, threads=1,
+        ),
+    ),
+    "paper": Preset(
+        name="paper",
+        model=SCALE_MODEL,
+        prompt_style="paper",
+        sampling=Sampling(max_new_tokens=2048),
+        k_ads=100,
+        leaderboard=dict(n_queries=3000, batch_size=64, mosaic_m=20),
+        properties={
+            "monotonicity": dict(n_instances=500, samples=1, bid_step=10.0),
+            "continuity": dict(n_instances=1, samples=200, bid_step=1.0),
+            "incentives": dict(n_instances=20, samples=50, bid_step=5.0),
+        },
+        irpo=dict(
+            epochs=3, n_queries=12000, k_ads=100, k_deploy=10, m_samples=5, gen_batch_size=256,
+            max_pairs_per_query=0, learning_rate=1e-6, per_device_batch=8, grad_accum=8, max_length=8192,
+            lora_r=0, bf16=True, click_model="llm_judge", pctr={"encoder": "Qwen/Qwen3-Embedding-0.6B"},
+        ),
+    ),
+}
+
+
+def get_preset(name: str) -> Preset:
+    """The preset called ``name`` (``ValueError`` listing the known ones otherwise)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; known: {sorted(PRESETS)}")
+    return PRESETS[name]
