@@ -1,6 +1,5 @@
 """Ad-insertion aids on the Ad-LLM: valid-insertion rate, placement, click probability and bid
-sensitivity of each aid (issue 7, item 7: "measure the valid-insertion rate and bid sensitivity
-before and after each").
+sensitivity of each aid, before and after training.
 
 For every aid in ``--aids`` the same policy (base model, or ``--adapter``) writes ``--samples``
 responses to each of ``--n-queries`` queries (IRPO's training queries by default, fresh bids

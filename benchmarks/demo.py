@@ -12,6 +12,8 @@ import textwrap
 
 import numpy as np
 
+from llm_auction_env.presets import PRESETS, get_preset
+
 
 def run_episodes(episodes: int, n_ads: int, seed: int, max_new_tokens: int, prompt_style: str) -> None:
     import gymnasium as gym
@@ -58,16 +60,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episodes", type=int, default=3, help="episodes to print (default 3)")
     p.add_argument("--n-ads", type=int, default=5, help="candidate ads per query (default 5)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-new-tokens", type=int, default=128)
-    p.add_argument("--prompt-style", choices=["paper", "compact"], default="compact")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="quick",
+                   help="run preset for the Ad-LLM and the leaderboard (default quick)")
+    p.add_argument("--max-new-tokens", type=int, help="default: the preset's")
+    p.add_argument("--prompt-style", choices=["paper", "compact"], help="default: the preset's")
     p.add_argument("--no-leaderboard", action="store_true", help="skip the quick leaderboard")
     args = p.parse_args(argv)
-    run_episodes(args.episodes, args.n_ads, args.seed, args.max_new_tokens, args.prompt_style)
+    preset = get_preset(args.preset)
+    run_episodes(args.episodes, args.n_ads, args.seed, args.max_new_tokens or preset.sampling.max_new_tokens,
+                 args.prompt_style or preset.prompt_style)
     if not args.no_leaderboard:
         from benchmarks import leaderboard
 
-        print("\n=== quick leaderboard (benchmarks/leaderboard.py --preset quick) ===")
-        return leaderboard.main(["--preset", "quick", "--seed", str(args.seed)])
+        print(f"\n=== {args.preset} leaderboard (benchmarks/leaderboard.py --preset {args.preset}) ===")
+        return leaderboard.main(["--preset", args.preset, "--seed", str(args.seed)])
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Constrained ad-markup decoding (issue 7(a)): the state machine on byte strings, the vocabulary
+"""Constrained ad-markup decoding: the state machine on byte strings, the vocabulary
 masks, and seeded generation on the tiny random Llama where every opened ``@`` must become a valid
 candidate insertion (checked with ``parsing.placements``: zero errors)."""
 from __future__ import annotations

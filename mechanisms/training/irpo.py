@@ -36,7 +36,7 @@ mean sampled reward (under the reward model, and under the click model's exact p
 has them), format-error rate, ads per response, pCTR AUC, DPO loss / accuracy / margins, pairs kept,
 wall time per phase.
 
-CPU aids (issue 7, item 7): ``constrain_ads`` samples with constrained ad markup
+CPU aids: ``constrain_ads`` samples with constrained ad markup
 (``llm_auction_env/llm/constrained.py``: the model decides whether and where to open ``@``, then
 only candidate ``Title@[Ad-ID]`` continuations are allowed), optionally with ``ad_open_bias`` > 0
 added to the logits of ad-opening tokens, from the first token (``ad_open_after="start"``) or only
@@ -49,7 +49,7 @@ not the paper's 10: with alpha = 10 an ad-free answer scores 0 and an unclicked 
 delta_th = 10 no pair could ever prefer "no ad" to a useless ad.
 
 Multi-GPU / at scale (same code): sampling goes through any text backend; with vLLM installed set
-``backend="vllm"`` (DESIGN.md section 6). The DPO phase runs under Accelerate unchanged::
+``backend="vllm"`` (docs/design.md, embedded defaults and scale). The DPO phase runs under Accelerate unchanged::
 
     accelerate config   # e.g. multi-GPU, DeepSpeed ZeRO-2 or FSDP, bf16
     accelerate launch -m mechanisms.training.irpo --preset paper --reward pctr --run-dir runs/paper
@@ -58,7 +58,7 @@ Every process runs the same phases on the same seeds (sampling is cheap next to 
 set ``backend="vllm"``), and ``DPOTrainer`` shards the DPO batches across GPUs. The ``paper`` preset
 is the paper's settings (Qwen3-4B-Instruct, full fine-tune, lr 1e-6 cosine, warmup 0.1, batch 64,
 beta 0.1, delta_th 10, K=10, M=5, 100 candidate ads); set ``bf16=True`` there (App. B.2.3) -- on
-this CPU keep ``bf16=False`` (DESIGN pitfall 6).
+this CPU keep ``bf16=False`` (docs/design.md, pitfall 6: bf16 log-prob drift).
 """
 from __future__ import annotations
 
@@ -479,7 +479,7 @@ class IRPO:
             peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
                                      target_modules=list(cfg.lora_targets), task_type="CAUSAL_LM")
         else:
-            ref_model = copy.deepcopy(model).eval()  # explicit reference = pi_{t-1} (DESIGN pitfall 2)
+            ref_model = copy.deepcopy(model).eval()  # explicit reference = pi_{t-1} (docs/design.md, pitfall 2)
         trainer = DPOTrainer(model=model, ref_model=ref_model, args=args, train_dataset=data,
                              processing_class=tokenizer, peft_config=peft_config)
         trainer.train()
