@@ -141,6 +141,9 @@ class IRPOConfig:
     lora_alpha: int = 16
     lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
     bf16: bool = False
+    dpo_args: dict[str, Any] = field(default_factory=dict)
+    """Any other ``trl.DPOConfig`` argument, passed through unchanged and applied last (e.g.
+    ``{"loss_type": "ipo", "rpo_alpha": 1.0}``); the named fields above are the ones the presets set."""
     # reward model
     pctr: PCTRConfig = field(default_factory=PCTRConfig)
     threads: int | None = None
@@ -470,6 +473,7 @@ class IRPO:
             num_train_epochs=cfg.dpo_epochs, max_length=cfg.max_length, bf16=cfg.bf16,
             use_cpu=not torch.cuda.is_available(), gradient_checkpointing=False, logging_steps=1,
             save_strategy="no", report_to="none", seed=cfg.seed + t, data_seed=cfg.seed + t,
+            **cfg.dpo_args,
         )
         ref_model = None
         peft_config = None
