@@ -1,5 +1,5 @@
 """``llm-auction demo``: a few ``LLMAuction-v0`` episodes with the embedded Ad-LLM, printed in full,
-then the quick leaderboard (all mechanisms on the same test instances).
+then a demo-sized leaderboard (``demo`` preset: all mechanisms on the same 24 test instances).
 
 Each episode shows the query, the user, the candidate ads with bids, the response written by the
 ``pretrained`` mechanism (SmolLM2-135M-Instruct on CPU), the insertions found (valid or with their
@@ -60,11 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episodes", type=int, default=3, help="episodes to print (default 3)")
     p.add_argument("--n-ads", type=int, default=5, help="candidate ads per query (default 5)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--preset", choices=sorted(PRESETS), default="quick",
-                   help="run preset for the Ad-LLM and the leaderboard (default quick)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="demo",
+                   help="run preset for the Ad-LLM and the leaderboard (default: demo, a demo-sized leaderboard)")
     p.add_argument("--max-new-tokens", type=int, help="default: the preset's")
     p.add_argument("--prompt-style", choices=["paper", "compact"], help="default: the preset's")
-    p.add_argument("--no-leaderboard", action="store_true", help="skip the quick leaderboard")
+    p.add_argument("--no-leaderboard", action="store_true", help="skip the leaderboard")
     args = p.parse_args(argv)
     preset = get_preset(args.preset)
     run_episodes(args.episodes, args.n_ads, args.seed, args.max_new_tokens or preset.sampling.max_new_tokens,

@@ -8,7 +8,7 @@ import importlib
 import sys
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("benchmarks.demo", "run a few episodes and the quick leaderboard"),
+    "demo": ("benchmarks.demo", "run a few episodes and a demo-sized leaderboard"),
     "generate-queries": ("llm_auction_env.data.generate", "write user queries with any text backend (App. B prompt)"),
     "prepare-model": ("llm_auction_env.llm.models", "convert the embedded Ad-LLM into the local cache"),
     "leaderboard": ("benchmarks.leaderboard", "compare mechanisms on the same test instances (Table 2)"),

@@ -1,4 +1,5 @@
-"""The run presets, defined once: ``quick`` (CPU minutes) and ``paper`` (the paper's sizes).
+"""The run presets, defined once: ``quick`` (CPU minutes), ``demo`` (the quick Ad-LLM on a
+leaderboard small enough for ``make demo``) and ``paper`` (the paper's sizes).
 
 A :class:`Preset` fixes what every run of that name shares -- the Ad-LLM (model, prompt style,
 sampling), Eq. 8's constants and the candidate count -- and the sizes of each kind of run. The
@@ -70,6 +71,22 @@ PRESETS: dict[str, Preset] = {
             ad_open_after="sentence", max_ads=1, historical_queries=300, delta_th=5.0, learning_rate=5e-4,
             dpo_epochs=1, threads=1,
         ),
+    ),
+    # `make demo` / `llm-auction demo`: the quick preset's Ad-LLM on a leaderboard sized to print
+    # within minutes on two CPU cores (stated as demo-sized wherever it is printed).
+    "demo": Preset(
+        name="demo",
+        model="embedded",
+        prompt_style="compact",
+        sampling=Sampling(max_new_tokens=128),
+        k_ads=10,
+        leaderboard=dict(n_queries=24, batch_size=8, mosaic_m=2),
+        properties={
+            "monotonicity": dict(n_instances=2, samples=1, bid_step=20.0),
+            "continuity": dict(n_instances=1, samples=2, bid_step=20.0),
+            "incentives": dict(n_instances=1, samples=2, bid_step=20.0),
+        },
+        irpo=dict(n_queries=8, k_ads=8, k_deploy=1, m_samples=2, epochs=1, dpo_epochs=1, threads=1),
     ),
     "paper": Preset(
         name="paper",
