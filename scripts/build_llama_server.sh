@@ -7,7 +7,7 @@
 #   PY=.venv/bin/python scripts/build_llama_server.sh
 #
 # Result: <cache>/llama.cpp/<version>/bin/llama-server, plus the vendored converter
-# (convert_lora_to_gguf.py, convert_hf_to_gguf.py and gguf-py) beside it, where <cache> is
+# (convert_lora_to_gguf.py, convert_hf_to_gguf.py, conversion/ and gguf-py) beside it, where <cache> is
 # $LLM_AUCTION_CACHE or ~/.cache/llm-auction-env. Set JOBS to change the build parallelism (2).
 set -euo pipefail
 VERSION="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
@@ -52,6 +52,7 @@ mkdir -p "$STAGE/bin"
 cp "$WORK/build/bin/llama-server" "$STAGE/bin/"
 cp "$SRC/convert_lora_to_gguf.py" "$SRC/convert_hf_to_gguf.py" "$STAGE/"
 cp -r "$SRC/gguf-py" "$STAGE/gguf-py"
+cp -r "$SRC/conversion" "$STAGE/conversion"
 touch "$STAGE/.complete"
 rm -rf "$PREFIX"
 mv "$STAGE" "$PREFIX"
