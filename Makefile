@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test test-slow test-all models clean
+.PHONY: setup engine demo test test-slow test-all models clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -21,13 +21,16 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
+engine: setup  ## build llama.cpp's llama-server (CPU) from the llama-cpp-python sdist, once (~4-7 min)
+	PY=$(PY) scripts/build_llama_server.sh
+
 models: setup  ## convert the embedded Ad-LLM once into the local cache
 	$(VENV)/bin/llm-auction prepare-model
 
 demo: models
 	$(VENV)/bin/llm-auction demo
 
-test: setup
+test: setup engine
 	$(PY) -m pytest -m "not slow or embedded" -q
 
 test-slow: models

@@ -4,6 +4,8 @@
 ``transformers``    local model on CPU/GPU (embedded SmolLM2 by default), batched, LoRA adapters, constrained
                     ad markup (``transformers_backend.py``, ``constrained.py``)
 ``vllm``            offline vLLM engine (GPU; ``pip install llm-auction-env[vllm]``) (``vllm_backend.py``)
+``llamacpp``        the fast local CPU engine: a managed llama.cpp ``llama-server`` behind the OpenAI client
+                    (``llamacpp_backend.py``, ``llama_server.py``; built by ``make engine``)
 ``openai``          any OpenAI-compatible HTTP server, e.g. ``vllm serve`` (``openai_backend.py``)
 ==================  ==========================================================================================
 
@@ -34,6 +36,13 @@ def _vllm(**config: Any) -> TextBackend:
     from .vllm_backend import VLLMBackend
 
     return VLLMBackend(**config)
+
+
+@BACKENDS.register("llamacpp")
+def _llamacpp(**config: Any) -> TextBackend:
+    from .llamacpp_backend import LlamaCppBackend
+
+    return LlamaCppBackend(**config)
 
 
 @BACKENDS.register("openai")

@@ -1,13 +1,28 @@
-"""The text-generation interface every mechanism and the LLM judge use (DESIGN.md section 4).
+"""The text-generation interface every mechanism, trainer and the LLM judge use.
 
 A *chat* is a list of ``{"role": ..., "content": ...}`` messages. A backend turns a batch of chats
 into ``n`` sampled completions each, and scores given completions with exact log-probabilities
 (MOSAIC and IRPO need them).
+
+=====================  ========================================================================================
+``CoreBackend``        the minimum a caller-supplied object must have: ``generate`` and ``logprobs``
+``TextBackend``        everything callers use: ``generate(..., constrain_ads=, markup_aid=)``, ``logprobs``,
+                       ``load_adapter``, ``chat_text`` and ``supports(capability)``
+``BaseBackend``        base class of the library's backends: each declares its ``capabilities``; a capability
+                       it lacks raises ``BackendCapabilityError`` naming the backend and the capability
+``supports(b, cap)``   True when ``b`` is a full ``TextBackend`` that declares ``cap`` (a duck-typed object
+                       with only ``generate``/``logprobs`` supports nothing optional)
+=====================  ========================================================================================
+
+Capabilities (``CAPABILITIES``): ``"load_adapter"`` (serve a LoRA adapter), ``"chat_text"`` (render a chat
+with the model's template), ``"constrain_ads"`` (constrained ad markup), ``"markup_aid"`` (the optional
+nudge to open insertions, ``constrained.MarkupAid``), ``"logprobs"`` (exact completion log-probabilities).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence, runtime_checkable
+import os
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -46,16 +61,93 @@ class Completion:
     extra: dict = field(default_factory=dict, compare=False)
 
 
-@runtime_checkable
-class TextBackend(Protocol):
-    """Anything that can sample and score chat completions."""
+CAPABILITIES = frozenset({"load_adapter", "chat_text", "constrain_ads", "markup_aid", "logprobs"})
 
-    def generate(
-        self, prompts: Sequence[Chat], n: int = 1, sampling: Sampling = Sampling()
-    ) -> list[list[Completion]]:
+
+class BackendCapabilityError(NotImplementedError):
+    """A backend was asked for a capability it does not have (the message names both)."""
+
+    def __init__(self, backend: str, capability: str, hint: str = "") -> None:
+        self.backend, self.capability = backend, capability
+        super().__init__(f"the {backend} backend does not support {capability}" + (f": {hint}" if hint else ""))
+
+
+@runtime_checkable
+class CoreBackend(Protocol):
+    """The minimum: sample and score chat completions."""
+
+    def generate(self, prompts: Sequence[Chat], n: int = 1, sampling: Sampling | None = None) -> list[list[Completion]]:
         """``n`` completions for each chat, in order."""
         ...
 
     def logprobs(self, prompts: Sequence[Chat], completions: Sequence[str]) -> np.ndarray:
         """Sum of token log-probabilities of ``completions[k]`` after ``prompts[k]`` (shape [K])."""
         ...
+
+
+@runtime_checkable
+class TextBackend(CoreBackend, Protocol):
+    """Every capability callers use; ``supports`` says which ones this backend really has."""
+
+    def generate(
+        self,
+        prompts: Sequence[Chat],
+        n: int = 1,
+        sampling: Sampling | None = None,
+        *,
+        constrain_ads: Sequence[Sequence[Any]] | None = None,
+        markup_aid: Any = None,
+    ) -> list[list[Completion]]:
+        """``n`` completions for each chat; ``constrain_ads`` (one candidate-ad list per chat) turns on
+        constrained ad markup, ``markup_aid`` (a ``constrained.MarkupAid``) its optional nudge."""
+        ...
+
+    def load_adapter(self, adapter: str | os.PathLike | None) -> None:
+        """Serve a LoRA adapter (peft folder) from now on; ``None`` goes back to the base model."""
+        ...
+
+    def chat_text(self, chat: Chat) -> str:
+        """The chat rendered by the model's template, ending with the assistant header."""
+        ...
+
+    def supports(self, capability: str) -> bool:
+        """Whether this backend has ``capability`` (one of ``CAPABILITIES``)."""
+        ...
+
+
+class BaseBackend:
+    """Base class of the library's backends: ``capabilities`` lists what a subclass implements;
+    the optional methods it does not override raise ``BackendCapabilityError``."""
+
+    backend_name = "base"
+    capabilities: frozenset[str] = frozenset()
+
+    def supports(self, capability: str) -> bool:
+        if capability not in CAPABILITIES:
+            raise ValueError(f"unknown capability {capability!r}; known: {sorted(CAPABILITIES)}")
+        return capability in self.capabilities
+
+    def require(self, capability: str, hint: str = "") -> None:
+        """Raise ``BackendCapabilityError`` unless this backend has ``capability``."""
+        if not self.supports(capability):
+            raise BackendCapabilityError(self.backend_name, capability, hint)
+
+    def load_adapter(self, adapter: str | os.PathLike | None) -> None:
+        self.require("load_adapter")
+
+    def chat_text(self, chat: Chat) -> str:
+        self.require("chat_text")
+        raise AssertionError("unreachable")  # a subclass that declares chat_text must override it
+
+    def check_generate_options(self, constrain_ads: Any, markup_aid: Any) -> None:
+        """Raise ``BackendCapabilityError`` for generate options this backend lacks."""
+        if constrain_ads is not None:
+            self.require("constrain_ads")
+        if markup_aid is not None and (getattr(markup_aid, "open_bias", 0.0) or getattr(markup_aid, "max_ads", None) is not None
+                                       or getattr(markup_aid, "open_after", "start") != "start"):
+            self.require("markup_aid")
+
+
+def supports(backend: Any, capability: str) -> bool:
+    """True when ``backend`` is a full ``TextBackend`` that declares ``capability``."""
+    return isinstance(backend, TextBackend) and bool(backend.supports(capability))

@@ -14,8 +14,17 @@
                        token, and never logged, put in an exception message or shown in ``repr``
 ``vllm_extras``        True: also send ``top_k`` and ``min_tokens`` (vLLM extensions; False for servers that
                        reject unknown fields)
-``tokenizer``          optional HF tokenizer (or local path) for ``logprobs``: it renders the chat template so
-                       the server scores exact token ids via ``/completions`` with ``echo`` + ``logprobs``
+``tokenizer``          optional HF tokenizer (or local path): it renders the chat template into token ids, for
+                       ``logprobs`` and for ``prompt_format="tokens"``; also gives ``chat_text``
+``prompt_format``      ``"chat"`` (default: ``/chat/completions``, the server applies its template) or ``"tokens"``
+                       (``/completions`` with the token ids the tokenizer renders: the same prompt tokens as the
+                       transformers backend, on any server that accepts token-id prompts, vLLM and llama.cpp)
+``extra_body``         fields added to every generation request (server-specific sampling settings)
+``logprobs_method``    ``"echo"`` (default: ``/completions`` with ``echo`` + ``logprobs``, vLLM's prompt
+                       log-probs), ``"forced"`` (llama.cpp's ``llama-server``: a grammar of the completion's token
+                       ids forces them and each token's log-prob comes back with ``logprobs: 1``; the returned ids
+                       are checked) or ``"auto"`` (echo, then forced when the server answers without prompt
+                       log-probs)
 =====================  ==========================================================================================
 
 A 200 response that is not valid JSON, or lacks ``choices``, raises ``BackendResponseError`` at once
@@ -42,7 +51,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .base import Chat, Completion, Sampling
+from .base import BaseBackend, Chat, Completion, Sampling
 from .chats import DEFAULT_SYSTEM_PROMPT, prepare_chat
 
 logger = logging.getLogger(__name__)
@@ -57,8 +66,14 @@ class BackendResponseError(RuntimeError):
     """The server answered 200 with something that is not a usable completion."""
 
 
-class OpenAIBackend:
+class _NoPromptLogprobs(Exception):
+    """An echo response without a log-prob for every prompt token."""
+
+
+class OpenAIBackend(BaseBackend):
     """Chat completions against one or more OpenAI-compatible servers (see module docstring)."""
+
+    backend_name = "openai"
 
     def __init__(
         self,
@@ -77,6 +92,9 @@ class OpenAIBackend:
         tokenizer: Any = None,
         batch_size: int | None = None,
         seed: int | None = None,
+        prompt_format: str = "chat",
+        extra_body: dict | None = None,
+        logprobs_method: str = "echo",
     ) -> None:
         if isinstance(endpoints, str):
             endpoints = [endpoints]
@@ -102,6 +120,16 @@ class OpenAIBackend:
 
             tokenizer = AutoTokenizer.from_pretrained(tokenizer)
         self.tokenizer = tokenizer
+        if prompt_format not in ("chat", "tokens"):
+            raise ValueError(f"prompt_format must be 'chat' or 'tokens', got {prompt_format!r}")
+        if prompt_format == "tokens" and tokenizer is None:
+            raise ValueError("prompt_format='tokens' needs tokenizer=<HF tokenizer or path>")
+        if logprobs_method not in ("echo", "forced", "auto"):
+            raise ValueError(f"logprobs_method must be 'echo', 'forced' or 'auto', got {logprobs_method!r}")
+        self.prompt_format = prompt_format
+        self.extra_body = dict(extra_body or {})
+        self.logprobs_method = logprobs_method
+        self.capabilities = frozenset({"logprobs", "chat_text"}) if tokenizer is not None else frozenset()
         self.stats: Counter = Counter()
         self._cycle = itertools.cycle(range(len(self.endpoints)))
         self._lock = threading.Lock()
@@ -186,15 +214,28 @@ class OpenAIBackend:
         return obj
 
     # ------------------------------------------------------------------ generation
+    def chat_text(self, chat: Chat) -> str:
+        """The chat rendered by the tokenizer's template, ending with the assistant header."""
+        self.require("chat_text", "pass tokenizer=<HF tokenizer or path>")
+        messages = prepare_chat(chat, self.system_prompt)
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def prompt_ids(self, chat: Chat) -> list[int]:
+        """Token ids of the rendered chat (as the transformers backend tokenises it)."""
+        return self.tokenizer(self.chat_text(chat), add_special_tokens=False)["input_ids"]
+
     def _chat_body(self, chat: Chat, n: int, sampling: Sampling, seed: int | None) -> dict:
-        body: dict[str, Any] = {
-            "model": self.model,
-            "messages": prepare_chat(chat, self.system_prompt),
+        body: dict[str, Any] = {"model": self.model}
+        if self.prompt_format == "tokens":
+            body["prompt"] = self.prompt_ids(chat)
+        else:
+            body["messages"] = prepare_chat(chat, self.system_prompt)
+        body.update({
             "n": n,
             "temperature": sampling.temperature,
             "top_p": sampling.top_p,
             "max_tokens": sampling.max_new_tokens,
-        }
+        })
         if sampling.stop:
             body["stop"] = list(sampling.stop)
         if seed is not None:
@@ -203,34 +244,54 @@ class OpenAIBackend:
             body["top_k"] = sampling.top_k if sampling.top_k and sampling.top_k > 0 else -1
             if sampling.min_new_tokens:
                 body["min_tokens"] = sampling.min_new_tokens
+        body.update(self.extra_body)
         return body
 
-    def _one(self, chat: Chat, n: int, sampling: Sampling, seed: int | None) -> list[Completion]:
-        obj = self._post("/chat/completions", self._chat_body(chat, n, sampling, seed))
+    def _one(self, chat: Chat, n: int, sampling: Sampling, seed: int | None, extra: dict | None = None) -> list[Completion]:
+        body = self._chat_body(chat, n, sampling, seed)
+        if extra:
+            body.update(extra)
+        path = "/completions" if self.prompt_format == "tokens" else "/chat/completions"
+        obj = self._post(path, body)
         usage = obj.get("usage") if isinstance(obj.get("usage"), dict) else {}
         choices = sorted(obj["choices"], key=lambda c: c.get("index", 0) if isinstance(c, dict) else 0)
         out = []
         for choice in choices:
-            content = choice.get("message", {}).get("content") if isinstance(choice, dict) else None
+            if not isinstance(choice, dict):
+                content = None
+            elif self.prompt_format == "tokens":
+                content = choice.get("text")
+            else:
+                content = (choice.get("message") or {}).get("content")
             if not isinstance(content, str):
                 with self._lock:
                     self.stats["invalid_responses"] += 1
                 raise BackendResponseError(f"a choice has no string message.content: {str(choice)[:120]!r}")
-            out.append(
-                Completion(
-                    text=content,
-                    prompt_tokens=int(usage.get("prompt_tokens") or 0),
-                    completion_tokens=int(usage.get("completion_tokens") or 0) // max(1, len(choices)),
-                    finish_reason=choice.get("finish_reason") or "stop",
-                )
-            )
+            out.append(self._completion(choice, content, usage, len(choices)))
         if len(out) != n:
             with self._lock:
                 self.stats["invalid_responses"] += 1
             raise BackendResponseError(f"asked for n={n} choices, server returned {len(out)}")
         return out
 
-    def generate(self, prompts: Sequence[Chat], n: int = 1, sampling: Sampling | None = None) -> list[list[Completion]]:
+    def _completion(self, choice: dict, text: str, usage: dict, n_choices: int) -> Completion:
+        return Completion(
+            text=text,
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0) // max(1, n_choices),
+            finish_reason=choice.get("finish_reason") or "stop",
+        )
+
+    def generate(
+        self,
+        prompts: Sequence[Chat],
+        n: int = 1,
+        sampling: Sampling | None = None,
+        *,
+        constrain_ads: Sequence[Sequence[Any]] | None = None,
+        markup_aid: Any = None,
+    ) -> list[list[Completion]]:
+        self.check_generate_options(constrain_ads, markup_aid)
         sampling = sampling or self.sampling
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
@@ -240,29 +301,78 @@ class OpenAIBackend:
             return [f.result() for f in futures]
 
     # ------------------------------------------------------------------ scoring
+    def _completion_ids(self, completion: str | Completion) -> list[int]:
+        if isinstance(completion, Completion):
+            if "token_ids" in completion.extra:
+                return list(completion.extra["token_ids"])
+            completion = completion.text
+        if not isinstance(completion, str):
+            raise TypeError(f"completion must be a str or Completion, got {type(completion).__name__}")
+        return self.tokenizer.encode(completion, add_special_tokens=False) if completion else []
+
     def _score_one(self, chat: Chat, completion: str | Completion) -> float:
-        tok = self.tokenizer
-        text = completion.text if isinstance(completion, Completion) else completion
-        prompt = tok.apply_chat_template(prepare_chat(chat, self.system_prompt), tokenize=False, add_generation_prompt=True)
-        p_ids = tok.encode(prompt, add_special_tokens=False)
-        c_ids = tok.encode(text, add_special_tokens=False) if text else []
+        p_ids = self.prompt_ids(chat)
+        c_ids = self._completion_ids(completion)
         if not c_ids:
             return 0.0
+        if self.logprobs_method == "forced":
+            return self._score_forced(p_ids, c_ids)
+        try:
+            return self._score_echo(p_ids, c_ids)
+        except (_NoPromptLogprobs, NotImplementedError) as err:
+            if self.logprobs_method == "auto":
+                with self._lock:
+                    self.logprobs_method = "forced"  # this server ignores echo (e.g. llama-server)
+                return self._score_forced(p_ids, c_ids)
+            if isinstance(err, NotImplementedError):
+                raise
+            with self._lock:
+                self.stats["invalid_responses"] += 1
+            raise BackendResponseError(
+                "echo response lacks token_logprobs for every prompt token (for llama.cpp's llama-server "
+                "use logprobs_method='forced' or 'auto')"
+            ) from None
+
+    def scoring_extra(self) -> dict:
+        """Fields added to scoring requests (e.g. the LoRA adapter a subclass serves)."""
+        return {}
+
+    def _score_forced(self, p_ids: list[int], c_ids: list[int]) -> float:
+        from .grammar import forced_tokens_grammar
+
+        body = {
+            "model": self.model, "prompt": p_ids, "max_tokens": len(c_ids), "temperature": 0, "logprobs": 1,
+            "grammar": forced_tokens_grammar(c_ids), "post_sampling_probs": False, **self.scoring_extra(),
+        }
+        obj = self._post("/completions", body)
+        lp = obj["choices"][0].get("logprobs") if isinstance(obj["choices"][0], dict) else None
+        content = lp.get("content") if isinstance(lp, dict) else None
+        if not isinstance(content, list) or [c.get("id") if isinstance(c, dict) else None for c in content] != c_ids:
+            with self._lock:
+                self.stats["invalid_responses"] += 1
+            raise BackendResponseError(
+                "forced-token scoring: the server did not return exactly the completion's tokens "
+                "(it needs llama.cpp's grammar with <[id]> tokens and logprobs.content)"
+            )
+        values = [c.get("logprob") for c in content]
+        if any(not isinstance(v, (int, float)) for v in values):
+            raise BackendResponseError("forced-token response has a non-numeric token log-probability")
+        return float(sum(values))
+
+    def _score_echo(self, p_ids: list[int], c_ids: list[int]) -> float:
         body = {"model": self.model, "prompt": p_ids + c_ids, "echo": True, "logprobs": 1, "max_tokens": 1, "temperature": 0}
         obj = self._post("/completions", body)
         lp = obj["choices"][0].get("logprobs") if isinstance(obj["choices"][0], dict) else None
         values = lp.get("token_logprobs") if isinstance(lp, dict) else None
         if not isinstance(values, list) or len(values) < len(p_ids) + len(c_ids):
-            with self._lock:
-                self.stats["invalid_responses"] += 1
-            raise BackendResponseError("echo response lacks token_logprobs for every prompt token")
+            raise _NoPromptLogprobs
         picked = values[len(p_ids) : len(p_ids) + len(c_ids)]
         if any(not isinstance(v, (int, float)) for v in picked):
             raise BackendResponseError("echo response has a non-numeric token log-probability")
         return float(sum(picked))
 
     def logprobs(self, prompts: Sequence[Chat], completions: Sequence[str | Completion]) -> np.ndarray:
-        """Exact completion log-probabilities via ``/completions`` with ``echo`` and ``logprobs``."""
+        """Exact completion log-probabilities via ``/completions`` (``logprobs_method``, module docstring)."""
         if self.tokenizer is None:
             raise NotImplementedError(
                 "logprobs over HTTP needs tokenizer=<HF tokenizer or path> (to render the chat template into "
