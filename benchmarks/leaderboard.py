@@ -54,7 +54,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from llm_auction_env.config import given, override, parse_assignments
-from llm_auction_env.llm.base import Sampling
+from llm_auction_env.llm.base import Sampling, supports
 from llm_auction_env.presets import PRESETS, get_preset
 from llm_auction_env.reward import RewardConfig
 
@@ -344,7 +344,7 @@ def run_leaderboard(config: LeaderboardConfig | dict | None = None, *, backend: 
         t0 = time.perf_counter()
         per_mech[name] = evaluate_mechanism(name, mech, instances, click_model, cfg, out / "checkpoints" / f"{name}.jsonl")
         timing[name] = time.perf_counter() - t0
-        if name in OPTIONAL and hasattr(backend, "load_adapter"):
+        if name in OPTIONAL and supports(backend, "load_adapter"):
             backend.load_adapter(None)
 
     base = per_mech.get(BASELINE)

@@ -208,7 +208,7 @@ class LLMJudgeClickModel:
             backend = make_backend(backend, **backend_config)
         elif backend_config:
             raise TypeError(f"backend_config {sorted(backend_config)} given with a backend object")
-        if not hasattr(backend, "generate"):
+        if not callable(getattr(backend, "generate", None)):
             raise TypeError(f"backend must have a generate() method, got {type(backend).__name__}")
         self.backend = backend
         self.config = config or JudgeConfig()
