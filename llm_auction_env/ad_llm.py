@@ -21,10 +21,13 @@ if TYPE_CHECKING:
 
 def resolve_backend(backend: Any, backend_config: dict | None = None):
     """A text backend from an object (returned as is), a ``ModelConfig`` or a backend name."""
-    if hasattr(backend, "generate") and hasattr(backend, "logprobs"):
-        return backend
-    if hasattr(backend, "make") and callable(backend.make):
+    from .llm.base import CoreBackend
+    from .llm.models import ModelConfig
+
+    if isinstance(backend, ModelConfig):
         return backend.make()
+    if isinstance(backend, CoreBackend):
+        return backend
     if isinstance(backend, str):
         from .llm import make_backend
 
