@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from .llm.base import CoreBackend, Sampling
+from .llm.base import Sampling
 from .types import Allocation, AuctionInstance, InferenceCost
 
 if TYPE_CHECKING:
@@ -21,12 +21,13 @@ if TYPE_CHECKING:
 
 def resolve_backend(backend: Any, backend_config: dict | None = None):
     """A text backend from an object (returned as is), a ``ModelConfig`` or a backend name."""
+    from .llm.base import CoreBackend
     from .llm.models import ModelConfig
 
-    if isinstance(backend, CoreBackend):
-        return backend
     if isinstance(backend, ModelConfig):
         return backend.make()
+    if isinstance(backend, CoreBackend):
+        return backend
     if isinstance(backend, str):
         from .llm import make_backend
 

@@ -15,6 +15,10 @@ atomicity              written to a temporary sibling folder, then renamed: an i
 
 ``ModelConfig`` gathers everything that selects and configures a text backend (backend name, model
 id or path, sampling, batch size, adapter, endpoints); ``PRESETS`` holds the named ones.
+``default_sampling_backend()`` picks the config to sample with: the llama.cpp engine
+(``PRESETS["llamacpp"]``) for the embedded model when ``llama-server`` is installed, else transformers.
+``embedded_engine_gguf("bf16" | "f32")`` is the engine's GGUF copy of the embedded model, written once
+into ``<cache>/models/SmolLM2-135M-Instruct-gguf/``.
 
 Command line::
 
@@ -239,8 +243,11 @@ class ModelConfig:
 
 
 PRESETS: dict[str, ModelConfig] = {
-    # CPU default: embedded SmolLM2 with the paper's Ad-LLM sampling (0.7/0.8/20).
+    # CPU default: embedded SmolLM2 with the paper's Ad-LLM sampling (0.7/0.8/20); transformers
+    # (also what trains and scores the model).
     "embedded": ModelConfig(),
+    # The same model on the fast local engine (llama.cpp's llama-server, BF16 GGUF; `make engine`).
+    "llamacpp": ModelConfig(backend="llamacpp", options={"gguf": "bf16"}),
     # Paper scale on GPUs with the offline vLLM engine.
     "vllm": ModelConfig(backend="vllm", model=SCALE_MODEL, batch_size=256),
     # Paper scale against `vllm serve` (or any OpenAI-compatible server) on localhost.
@@ -251,6 +258,31 @@ PRESETS: dict[str, ModelConfig] = {
         options={"endpoints": ["http://127.0.0.1:8000/v1"]},
     ),
 }
+
+
+ENGINE_ENV = "LLM_AUCTION_ENGINE"
+"""Environment variable that forces the sampling backend: ``transformers`` or ``llamacpp``."""
+
+
+def default_sampling_backend(model: str = EMBEDDED, **changes: Any) -> ModelConfig:
+    """The config to *sample* from ``model`` with: the llama.cpp engine (``PRESETS["llamacpp"]``) for
+    the embedded model when ``llama-server`` is installed, else the transformers backend
+    (``PRESETS["embedded"]``). ``$LLM_AUCTION_ENGINE`` (``transformers`` / ``llamacpp``) overrides the
+    choice; ``changes`` are applied to the chosen config (e.g. ``sampling=``, ``batch_size=``).
+    Training and scoring log-probabilities for a trainer stay on the transformers backend."""
+    forced = os.environ.get(ENGINE_ENV, "").strip().lower()
+    if forced not in ("", "transformers", "llamacpp"):
+        raise ValueError(f"${ENGINE_ENV} must be 'transformers' or 'llamacpp', got {forced!r}")
+    if forced == "llamacpp":
+        use_engine = True
+    elif forced == "transformers" or str(model) != EMBEDDED:
+        use_engine = False
+    else:
+        from .llama_server import find_llama_server
+
+        use_engine = find_llama_server() is not None
+    config = PRESETS["llamacpp" if use_engine else "embedded"]
+    return config.replace(model=str(model), **changes)
 
 
 def main(argv: list[str] | None = None) -> int:

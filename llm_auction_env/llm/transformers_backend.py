@@ -6,7 +6,8 @@ local model folder, or an in-memory model (``TransformersBackend.from_model(mode
 ==========================  ==================================================================================
 ``model``                   ``"embedded"`` (default; converted on first use, see ``models.py``) or a local path
 ``batch_size``              16 rows per ``generate`` call; a prompt's ``n`` samples are separate rows, rows are
-                            sorted by prompt length so chunks hold similar lengths (less padding)
+                            sorted by prompt length so chunks hold similar lengths (less padding); the rows of
+                            one prompt share its prefill (computed once, the KV cache copied to each row)
 ``dtype``                   ``"float32"`` (DESIGN pitfall 6: do not score or train this model in bf16)
 ``adapter``                 optional LoRA adapter folder (peft), swappable later with ``load_adapter``
 ``threads``                 ``torch.set_num_threads`` (default: leave torch's setting)
@@ -56,7 +57,7 @@ from transformers import (
 )
 
 from ..types import Ad
-from .base import Chat, Completion, Sampling
+from .base import CAPABILITIES, BaseBackend, Chat, Completion, Sampling
 from .chats import DEFAULT_SYSTEM_PROMPT, prepare_chat
 from .constrained import AdMarkupConstraint, MarkupAid
 from .models import resolve_model_path
@@ -116,8 +117,11 @@ class StopOnStrings(StoppingCriteria):
         return torch.tensor(hits, dtype=torch.bool, device=input_ids.device)
 
 
-class TransformersBackend:
+class TransformersBackend(BaseBackend):
     """Batched sampling and exact scoring with a local causal LM (see module docstring)."""
+
+    backend_name = "transformers"
+    capabilities = CAPABILITIES
 
     def __init__(
         self,
@@ -254,6 +258,7 @@ class TransformersBackend:
                 out = self.model.generate(
                     input_ids=ids,
                     attention_mask=mask,
+                    cache=self._shared_prefill([p for p, _ in chunk], ids, mask),
                     generation_config=config,
                     logits_processor=processors,
                     stopping_criteria=StoppingCriteriaList(
@@ -264,6 +269,28 @@ class TransformersBackend:
                     gen = out[r, ids.shape[1]:].tolist()
                     results[p][j] = self._completion(gen, len(prompt_ids[p]), sampling)
         return results  # type: ignore[return-value]
+
+    def _shared_prefill(self, rows: Sequence[int], ids: torch.Tensor, mask: torch.Tensor):
+        """A KV cache of every row's prompt except its last token, computed once per distinct prompt
+        and copied to that prompt's rows; ``None`` (generate prefills itself) when no prompt repeats
+        in this chunk, with a static cache, or for a one-token prompt."""
+        distinct = list(dict.fromkeys(rows))
+        if len(distinct) == len(rows) or self.cache_implementation is not None or ids.shape[1] < 2:
+            return None
+        first = [list(rows).index(p) for p in distinct]
+        u_ids, u_mask = ids[first], mask[first]
+        if int(u_mask[:, :-1].sum(-1).min()) < 1:
+            return None
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=self.model.config)
+        positions = (u_mask.cumsum(-1) - 1).clamp(min=0)
+        self.model(
+            input_ids=u_ids[:, :-1], attention_mask=u_mask[:, :-1], position_ids=positions[:, :-1],
+            cache=cache, use_cache=True, logits_to_keep=1,
+        )
+        cache.reorder_cache(torch.tensor([distinct.index(p) for p in rows], dtype=torch.long))
+        return cache
 
     def _generation_config(self, sampling: Sampling) -> GenerationConfig:
         # Sampling happens in the last logits processor (SampleTopKTopP, after any constraint mask);

@@ -22,7 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .base import Chat, Completion, Sampling
+from .base import BaseBackend, Chat, Completion, Sampling
 from .models import resolve_model_path
 from .chats import DEFAULT_SYSTEM_PROMPT, prepare_chat
 
@@ -45,8 +45,11 @@ def _import_vllm():
     return vllm, _Api
 
 
-class VLLMBackend:
+class VLLMBackend(BaseBackend):
     """Text backend on a ``vllm.LLM`` engine (see module docstring)."""
+
+    backend_name = "vllm"
+    capabilities = frozenset({"logprobs", "load_adapter", "chat_text"})
 
     def __init__(
         self,
@@ -102,7 +105,16 @@ class VLLMBackend:
             seed=seed,
         )
 
-    def generate(self, prompts: Sequence[Chat], n: int = 1, sampling: Sampling | None = None) -> list[list[Completion]]:
+    def generate(
+        self,
+        prompts: Sequence[Chat],
+        n: int = 1,
+        sampling: Sampling | None = None,
+        *,
+        constrain_ads: Sequence[Sequence[Any]] | None = None,
+        markup_aid: Any = None,
+    ) -> list[list[Completion]]:
+        self.check_generate_options(constrain_ads, markup_aid)
         sampling = sampling or self.sampling
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
@@ -137,10 +149,13 @@ class VLLMBackend:
             )
         return results
 
-    def _prompt_ids(self, chat: Chat) -> list[int]:
+    def chat_text(self, chat: Chat) -> str:
+        """The chat rendered by the engine tokenizer's template, ending with the assistant header."""
         tok = self.engine.get_tokenizer()
-        text = tok.apply_chat_template(self._messages(chat), tokenize=False, add_generation_prompt=True)
-        return tok.encode(text, add_special_tokens=False)
+        return tok.apply_chat_template(self._messages(chat), tokenize=False, add_generation_prompt=True)
+
+    def _prompt_ids(self, chat: Chat) -> list[int]:
+        return self.engine.get_tokenizer().encode(self.chat_text(chat), add_special_tokens=False)
 
     def logprobs(self, prompts: Sequence[Chat], completions: Sequence[str | Completion]) -> np.ndarray:
         """Exact sum of completion-token log-probabilities via vLLM's ``prompt_logprobs``."""

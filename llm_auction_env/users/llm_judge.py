@@ -40,7 +40,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..scoring import parse_batch
-from ..llm.base import Chat, Sampling, TextBackend
+from ..llm.base import Chat, CoreBackend, Sampling, TextBackend
 from ..types import AuctionInstance, ClickFeedback
 from .base import CLICK_MODELS, Judged
 
@@ -208,8 +208,8 @@ class LLMJudgeClickModel:
             backend = make_backend(backend, **backend_config)
         elif backend_config:
             raise TypeError(f"backend_config {sorted(backend_config)} given with a backend object")
-        if not callable(getattr(backend, "generate", None)):
-            raise TypeError(f"backend must have a generate() method, got {type(backend).__name__}")
+        if not isinstance(backend, CoreBackend):
+            raise TypeError(f"backend must be a text backend (generate and logprobs), got {type(backend).__name__}")
         self.backend = backend
         self.config = config or JudgeConfig()
         if prompt is None:
