@@ -75,7 +75,7 @@ class LeaderboardConfig:
     seed: int = 0
     split: str = "test"
     out: str = "runs/leaderboard"
-    backend: str = "transformers"
+    backend: str = "auto"
     model: str = "embedded"
     prompt_style: str = "compact"
     sampling: Sampling = field(default_factory=lambda: Sampling(max_new_tokens=128))
@@ -316,7 +316,7 @@ def run_leaderboard(config: LeaderboardConfig | dict | None = None, *, backend: 
     if backend is None:
         from llm_auction_env.llm.models import ModelConfig
 
-        options = {"threads": cfg.threads} if cfg.threads and cfg.backend == "transformers" else {}
+        options = {"threads": cfg.threads} if cfg.threads and cfg.backend in ("transformers", "auto", "llamacpp") else {}
         backend = ModelConfig(backend=cfg.backend, model=cfg.model, sampling=cfg.sampling, batch_size=cfg.batch_size,
                               options=options).make()
 
@@ -494,7 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k-ads", type=int, help="candidate ads per query")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/leaderboard", help="output folder (default: %(default)s)")
-    p.add_argument("--backend", help="text backend name (default: transformers)")
+    p.add_argument("--backend", help="text backend name (default: auto = the llama.cpp engine when built, else transformers)")
     p.add_argument("--model", help="model path/id or 'embedded' (default)")
     p.add_argument("--prompt-style", choices=["paper", "compact"])
     p.add_argument("--max-new-tokens", type=int)

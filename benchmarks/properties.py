@@ -127,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--bids", type=_bids, default=None, help="explicit comma-separated bid grid (overrides --bid-step)")
     common.add_argument("--out", default="runs/properties", help="output folder (JSON + PNG)")
     common.add_argument("--k-ads", type=_positive(int), default=None, help="candidate ads per query (leaderboard preset)")
-    common.add_argument("--backend", default="transformers")
+    common.add_argument("--backend", default="auto", help="text backend (auto: the llama.cpp engine when built, else transformers)")
     common.add_argument("--model", default="embedded")
     common.add_argument("--max-new-tokens", type=_positive(int), default=None, help="override the preset's")
     common.add_argument("--mosaic-m", type=_positive(int), default=None, help="MOSAIC candidates (quick: 2)")

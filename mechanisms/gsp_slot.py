@@ -79,7 +79,7 @@ class GspSlot:
     name = "gsp_slot"
     config_class = GspSlotConfig
 
-    def __init__(self, backend: Any = "transformers", backend_config: dict | None = None,
+    def __init__(self, backend: Any = "auto", backend_config: dict | None = None,
                  config: GspSlotConfig | None = None, **overrides: Any) -> None:
         cfg = config or GspSlotConfig()
         self.config = dataclasses.replace(cfg, **overrides) if overrides else cfg

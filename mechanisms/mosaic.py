@@ -180,7 +180,7 @@ class Mosaic:
     name = "mosaic"
     config_class = MosaicConfig
 
-    def __init__(self, backend: Any = "transformers", backend_config: dict | None = None,
+    def __init__(self, backend: Any = "auto", backend_config: dict | None = None,
                  config: MosaicConfig | None = None, **overrides: Any) -> None:
         cfg = config or MosaicConfig()
         self.config = dataclasses.replace(cfg, **overrides) if overrides else cfg

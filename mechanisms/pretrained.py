@@ -40,7 +40,7 @@ class Pretrained:
     name = "pretrained"
     config_class = PretrainedConfig
 
-    def __init__(self, backend: Any = "transformers", backend_config: dict | None = None,
+    def __init__(self, backend: Any = "auto", backend_config: dict | None = None,
                  config: PretrainedConfig | None = None, **overrides: Any) -> None:
         cfg = config or PretrainedConfig()
         self.config = dataclasses.replace(cfg, **overrides) if overrides else cfg

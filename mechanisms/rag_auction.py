@@ -110,7 +110,7 @@ class RagAuction:
     name = "rag_auction"
     config_class = RagAuctionConfig
 
-    def __init__(self, backend: Any = "transformers", backend_config: dict | None = None,
+    def __init__(self, backend: Any = "auto", backend_config: dict | None = None,
                  config: RagAuctionConfig | None = None, **overrides: Any) -> None:
         cfg = config or RagAuctionConfig()
         self.config = dataclasses.replace(cfg, **overrides) if overrides else cfg

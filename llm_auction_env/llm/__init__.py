@@ -6,6 +6,8 @@
 ``vllm``            offline vLLM engine (GPU; ``pip install llm-auction-env[vllm]``) (``vllm_backend.py``)
 ``llamacpp``        the fast local CPU engine: a managed llama.cpp ``llama-server`` behind the OpenAI client
                     (``llamacpp_backend.py``, ``llama_server.py``; built by ``make engine``)
+``auto``            the sampling default: ``llamacpp`` for the embedded model when ``llama-server`` is built,
+                    else ``transformers`` (``models.default_sampling_backend``; ``$LLM_AUCTION_ENGINE`` forces one)
 ``openai``          any OpenAI-compatible HTTP server, e.g. ``vllm serve`` (``openai_backend.py``)
 ==================  ==========================================================================================
 
@@ -43,6 +45,16 @@ def _llamacpp(**config: Any) -> TextBackend:
     from .llamacpp_backend import LlamaCppBackend
 
     return LlamaCppBackend(**config)
+
+
+@BACKENDS.register("auto")
+def _auto(model: str = "embedded", **config: Any) -> TextBackend:
+    """The sampling default: ``models.default_sampling_backend(model)`` (the llama.cpp engine for
+    the embedded model when ``llama-server`` is built, else transformers), with ``config`` on top."""
+    from .models import default_sampling_backend
+
+    chosen = default_sampling_backend(model)
+    return BACKENDS.make(chosen.backend, model=chosen.model, **{**chosen.options, **config})
 
 
 @BACKENDS.register("openai")
