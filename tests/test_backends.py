@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from llm_auction_env.llm import BACKENDS, PRESETS, Completion, ModelConfig, Sampling, TextBackend, make_backend
+from llm_auction_env.llm import BACKENDS, BACKEND_CONFIGS, Completion, ModelConfig, Sampling, TextBackend, make_backend
 from llm_auction_env.llm import models
 from llm_auction_env.llm.transformers_backend import TransformersBackend
 
@@ -26,11 +26,11 @@ def test_registry_and_presets():
     assert {"transformers", "vllm", "openai"} <= set(BACKENDS.names())
     with pytest.raises(KeyError, match="known"):
         make_backend("nope")
-    assert PRESETS["embedded"].backend == "transformers" and PRESETS["embedded"].model == "embedded"
-    assert PRESETS["vllm"].model == models.SCALE_MODEL
-    assert PRESETS["embedded"].sampling == Sampling(0.7, 0.8, 20)
-    cfg = PRESETS["openai"].replace(batch_size=3)
-    assert cfg.batch_size == 3 and PRESETS["openai"].batch_size == 64
+    assert BACKEND_CONFIGS["embedded"].backend == "transformers" and BACKEND_CONFIGS["embedded"].model == "embedded"
+    assert BACKEND_CONFIGS["vllm"].model == models.SCALE_MODEL
+    assert BACKEND_CONFIGS["embedded"].sampling == Sampling(0.7, 0.8, 20)
+    cfg = BACKEND_CONFIGS["openai"].replace(batch_size=3)
+    assert cfg.batch_size == 3 and BACKEND_CONFIGS["openai"].batch_size == 64
 
 
 def test_model_config_builds_backend(tiny_llama, tmp_path):

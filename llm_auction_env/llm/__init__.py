@@ -12,8 +12,8 @@
 ==================  ==========================================================================================
 
 ``make_backend(name, **config)`` builds one (backend modules are imported on demand, so importing this
-package does not import torch). ``ModelConfig`` / ``PRESETS`` (``models.py``) hold model ids, sampling
-and batch size in one place: ``PRESETS["embedded"].make()``.
+package does not import torch). ``ModelConfig`` / ``BACKEND_CONFIGS`` (``models.py``) hold model ids, sampling
+and batch size in one place: ``BACKEND_CONFIGS["embedded"].make()``.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from typing import Any
 
 from ..registry import Registry
 from .base import Chat, Completion, Sampling, TextBackend
-from .models import PRESETS, ModelConfig
+from .models import BACKEND_CONFIGS, ModelConfig
 
 BACKENDS: Registry[TextBackend] = Registry("text backend")
 
@@ -74,7 +74,7 @@ __all__ = [
     "Chat",
     "Completion",
     "ModelConfig",
-    "PRESETS",
+    "BACKEND_CONFIGS",
     "Sampling",
     "TextBackend",
     "make_backend",

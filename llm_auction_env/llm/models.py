@@ -14,9 +14,9 @@ atomicity              written to a temporary sibling folder, then renamed: an i
 =====================  ===============================================================================
 
 ``ModelConfig`` gathers everything that selects and configures a text backend (backend name, model
-id or path, sampling, batch size, adapter, endpoints); ``PRESETS`` holds the named ones.
+id or path, sampling, batch size, adapter, endpoints); ``BACKEND_CONFIGS`` holds the named ones.
 ``default_sampling_backend()`` picks the config to sample with: the llama.cpp engine
-(``PRESETS["llamacpp"]``) for the embedded model when ``llama-server`` is installed, else transformers.
+(``BACKEND_CONFIGS["llamacpp"]``) for the embedded model when ``llama-server`` is installed, else transformers.
 ``embedded_engine_gguf("bf16" | "f32")`` is the engine's GGUF copy of the embedded model, written once
 into ``<cache>/models/SmolLM2-135M-Instruct-gguf/``.
 
@@ -242,7 +242,7 @@ class ModelConfig:
         )
 
 
-PRESETS: dict[str, ModelConfig] = {
+BACKEND_CONFIGS: dict[str, ModelConfig] = {
     # CPU default: embedded SmolLM2 with the paper's Ad-LLM sampling (0.7/0.8/20); transformers
     # (also what trains and scores the model).
     "embedded": ModelConfig(),
@@ -265,9 +265,9 @@ ENGINE_ENV = "LLM_AUCTION_ENGINE"
 
 
 def default_sampling_backend(model: str = EMBEDDED, **changes: Any) -> ModelConfig:
-    """The config to *sample* from ``model`` with: the llama.cpp engine (``PRESETS["llamacpp"]``) for
+    """The config to *sample* from ``model`` with: the llama.cpp engine (``BACKEND_CONFIGS["llamacpp"]``) for
     the embedded model when ``llama-server`` is installed, else the transformers backend
-    (``PRESETS["embedded"]``). ``$LLM_AUCTION_ENGINE`` (``transformers`` / ``llamacpp``) overrides the
+    (``BACKEND_CONFIGS["embedded"]``). ``$LLM_AUCTION_ENGINE`` (``transformers`` / ``llamacpp``) overrides the
     choice; ``changes`` are applied to the chosen config (e.g. ``sampling=``, ``batch_size=``).
     Training and scoring log-probabilities for a trainer stay on the transformers backend."""
     forced = os.environ.get(ENGINE_ENV, "").strip().lower()
@@ -281,7 +281,7 @@ def default_sampling_backend(model: str = EMBEDDED, **changes: Any) -> ModelConf
         from .llama_server import find_llama_server
 
         use_engine = find_llama_server() is not None
-    config = PRESETS["llamacpp" if use_engine else "embedded"]
+    config = BACKEND_CONFIGS["llamacpp" if use_engine else "embedded"]
     return config.replace(model=str(model), **changes)
 
 
