@@ -54,6 +54,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from llm_auction_env.llm.base import supports
+
 BASELINE = "pretrained"
 DEFAULT_MECHANISMS = ("pretrained", "mosaic", "rag_auction", "gsp_slot", "llm_auction", "llm_auction_oracle")
 OPTIONAL = ("llm_auction", "llm_auction_oracle")
@@ -377,7 +379,7 @@ def run_leaderboard(config: LeaderboardConfig | dict | None = None, *, backend: 
         t0 = time.perf_counter()
         per_mech[name] = evaluate_mechanism(name, mech, instances, click_model, cfg, out / "checkpoints" / f"{name}.jsonl")
         timing[name] = time.perf_counter() - t0
-        if name in OPTIONAL and hasattr(backend, "load_adapter"):
+        if name in OPTIONAL and supports(backend, "load_adapter"):
             backend.load_adapter(None)
 
     base = per_mech.get(BASELINE)

@@ -33,7 +33,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from llm_auction_env.llm.base import Sampling
+from llm_auction_env.llm.base import Sampling, supports
 from llm_auction_env.llm.constrained import MarkupAid
 from llm_auction_env.types import Allocation, AuctionInstance, Outcome
 
@@ -79,7 +79,7 @@ class LLMAuction:
     def __init__(self, backend: Any = None, config: LLMAuctionConfig | None = None, **overrides: Any) -> None:
         cfg = config or LLMAuctionConfig()
         cfg = dataclasses.replace(cfg, **overrides) if overrides else cfg
-        shared = backend is not None and hasattr(backend, "load_adapter")
+        shared = backend is not None and supports(backend, "load_adapter")
         adapter_dir, trained = (None, {})
         if backend is None or shared or cfg.adapter:
             adapter_dir, trained = resolve_policy(cfg.adapter or self.default_adapter)
