@@ -133,19 +133,17 @@ def same_length_prompts(tokenizer_len, k: int, tag: str) -> list[list[dict]]:
     """``k`` versions of the first chat, each starting its system prompt with a different word (so
     no two share a prefix), all of the same token length."""
     words = ["Alpha", "Bravo", "Delta", "Echo", "Golf", "Hotel", "India", "Kilo", "Lima", "Mike", "Oscar", "Papa",
-             "Romeo", "Sierra", "Tango", "Victor", "Whiskey", "Yankee", "Zulu", "Quebec"]
+             "Romeo", "Sierra", "Tango", "Victor", "Whiskey", "Yankee", "Zulu", "Quebec", "Amber", "Cedar",
+             "Maple", "Willow", "Harbor", "Meadow", "Canyon", "Summit", "Valley", "River"]
     base = chats(1)[0]
-    out, length = [], None
+    by_length: dict[int, list] = {}
     for word in words:
         chat = [{"role": "system", "content": f"{word} {tag}. " + base[0]["content"]}, base[1]]
-        n = tokenizer_len(chat)
-        if length is None:
-            length = n
-        if n == length:
-            out.append(chat)
-        if len(out) == k:
-            return out
-    raise RuntimeError("could not build prompts of equal length")
+        by_length.setdefault(tokenizer_len(chat), []).append(chat)
+    group = max(by_length.values(), key=len)
+    if len(group) < k:
+        raise RuntimeError("could not build prompts of equal length")
+    return group[:k]
 
 
 def time_shared_prefill(generate, tokenizer_len, new_tokens, sampling, m: int, tag: str) -> dict:

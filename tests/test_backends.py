@@ -360,3 +360,143 @@ def test_embedded_model_generates_text():
     assert all(len(t.split()) >= 3 for t in texts), texts
     assert sum(ch.isalpha() for t in texts for ch in t) > 0.5 * sum(len(t) for t in texts)  # words, not noise
     assert np.all(lp < 0) and np.all(np.isfinite(lp))
+
+
+# ---------------------------------------------------------------------------- shared prefill, capabilities
+def test_samples_of_one_prompt_share_the_prefill(tiny_llama, monkeypatch):
+    model, tok = tiny_llama
+    be = TransformersBackend.from_model(model, tok, batch_size=8)
+    greedy = Sampling(temperature=0.0, max_new_tokens=6)
+    calls = []
+    real = be._shared_prefill
+    monkeypatch.setattr(be, "_shared_prefill", lambda rows, ids, mask: calls.append(list(rows)) or real(rows, ids, mask))
+    shared = be.generate(CHATS, n=3, sampling=greedy)
+    independent = be.generate([CHATS[0]] * 3 + [CHATS[1]] * 3, n=1, sampling=greedy)
+    # the same tokens whether the prompts' rows share one prefill or each row prefills itself
+    assert [c.extra["token_ids"] for row in shared for c in row] == [row[0].extra["token_ids"] for row in independent]
+    assert sorted(calls[0]) == [0, 0, 0, 1, 1, 1]
+    seeded = Sampling(max_new_tokens=6, seed=4)
+    a = be.generate(CHATS, n=3, sampling=seeded)
+    b = be.generate(CHATS, n=3, sampling=seeded)
+    assert [c.text for r in a for c in r] == [c.text for r in b for c in r]  # still seeded
+    assert len({tuple(c.extra["token_ids"]) for c in a[0]}) > 1  # the rows draw independently
+
+
+def test_shared_prefill_kv_cache_matches_a_plain_prefill(tiny_llama):
+    model, tok = tiny_llama
+    be = TransformersBackend.from_model(model, tok, batch_size=8)
+    ids = be._prompt_ids(CHATS)
+    rows = [0, 0, 1]
+    x, mask = be._left_pad([ids[r] for r in rows])
+    cache = be._shared_prefill(rows, x, mask)
+    assert cache is not None and be._shared_prefill([0, 1], *be._left_pad(ids)) is None  # nothing to share
+    with torch.inference_mode():
+        step = model(input_ids=x[:, -1:], attention_mask=mask, cache=cache,
+                     position_ids=(mask.sum(-1, keepdim=True) - 1)).logits[:, -1]
+        full = model(input_ids=x, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0)).logits[:, -1]
+    torch.testing.assert_close(step, full, atol=1e-4, rtol=1e-4)
+
+
+def test_capabilities_declared_and_errors_name_the_backend(tiny_llama):
+    from llm_auction_env.llm.base import CAPABILITIES, BackendCapabilityError, BaseBackend, supports
+
+    model, tok = tiny_llama
+    be = TransformersBackend.from_model(model, tok)
+    assert isinstance(be, TextBackend) and all(supports(be, c) for c in CAPABILITIES)
+
+    class Minimal(BaseBackend):
+        backend_name = "minimal"
+
+        def generate(self, prompts, n=1, sampling=None, *, constrain_ads=None, markup_aid=None):
+            self.check_generate_options(constrain_ads, markup_aid)
+            return [[Completion("x")] for _ in prompts]
+
+        def logprobs(self, prompts, completions):
+            return np.zeros(len(prompts))
+
+    m = Minimal()
+    assert isinstance(m, TextBackend) and not supports(m, "load_adapter")
+    with pytest.raises(BackendCapabilityError, match="minimal backend does not support load_adapter"):
+        m.load_adapter(None)
+    with pytest.raises(BackendCapabilityError, match="minimal backend does not support chat_text"):
+        m.chat_text(CHATS[0])
+    with pytest.raises(BackendCapabilityError, match="constrain_ads"):
+        m.generate(CHATS, constrain_ads=[[], []])
+    with pytest.raises(ValueError, match="unknown capability"):
+        m.supports("teleport")
+
+    class DuckTyped:  # only the core: resolve_backend accepts it, but it supports nothing optional
+        def generate(self, prompts, n=1, sampling=None):
+            return [[Completion("x")] for _ in prompts]
+
+        def logprobs(self, prompts, completions):
+            return np.zeros(len(prompts))
+
+    from llm_auction_env.ad_llm import resolve_backend
+
+    duck = DuckTyped()
+    assert resolve_backend(duck) is duck and not supports(duck, "load_adapter")
+    with pytest.raises(TypeError, match="backend must be"):
+        resolve_backend(object())
+
+
+def test_default_sampling_backend(monkeypatch):
+    from llm_auction_env.llm import llama_server
+
+    monkeypatch.delenv(models.ENGINE_ENV, raising=False)
+    monkeypatch.setattr(llama_server, "find_llama_server", lambda: Path("/bin/true"))
+    assert models.default_sampling_backend().backend == "llamacpp"
+    assert models.default_sampling_backend("some/other-model").backend == "transformers"
+    cfg = models.default_sampling_backend(batch_size=4)
+    assert cfg.batch_size == 4 and cfg.options == {"gguf": "bf16"} and BACKEND_CONFIGS["llamacpp"].batch_size == 16
+    monkeypatch.setattr(llama_server, "find_llama_server", lambda: None)
+    assert models.default_sampling_backend().backend == "transformers"
+    monkeypatch.setenv(models.ENGINE_ENV, "llamacpp")
+    assert models.default_sampling_backend().backend == "llamacpp"
+    monkeypatch.setenv(models.ENGINE_ENV, "transformers")
+    monkeypatch.setattr(llama_server, "find_llama_server", lambda: Path("/bin/true"))
+    assert models.default_sampling_backend().backend == "transformers"
+    monkeypatch.setenv(models.ENGINE_ENV, "gpu-magic")
+    with pytest.raises(ValueError, match="LLM_AUCTION_ENGINE"):
+        models.default_sampling_backend()
+
+
+def test_engine_gguf_conversion_copies_metadata_and_weights(monkeypatch, tmp_path):
+    gguf = pytest.importorskip("gguf")
+    try:
+        src = models.embedded_gguf_path()
+    except models.ModelMissingError:
+        pytest.skip("embedded model not installed")
+    monkeypatch.setenv("LLM_AUCTION_CACHE", str(tmp_path))
+    with pytest.raises(ValueError, match="dtype"):
+        models.embedded_engine_gguf("q2")
+    path = models.embedded_engine_gguf("f32")
+    assert path.parent.name == f"{models.EMBEDDED_NAME}-gguf" and not list(path.parent.glob(".*tmp"))
+    a, b = gguf.GGUFReader(src), gguf.GGUFReader(path)
+    keys = {k for k in a.fields if not k.startswith("GGUF.")}
+    assert keys == {k for k in b.fields if not k.startswith("GGUF.")}
+    assert b.fields["tokenizer.ggml.tokens"].contents() == a.fields["tokenizer.ggml.tokens"].contents()
+    ta, tb = {t.name: t for t in a.tensors}, {t.name: t for t in b.tensors}
+    assert list(ta) == list(tb) and all(t.tensor_type == gguf.GGMLQuantizationType.F32 for t in tb.values())
+    name = "blk.0.attn_q.weight"
+    want = gguf.quants.dequantize(ta[name].data, ta[name].tensor_type)
+    np.testing.assert_array_equal(np.asarray(tb[name].data).reshape(want.shape), want)
+    assert models.embedded_engine_gguf("f32") == path  # cached
+
+
+def test_ad_markup_grammar_shape():
+    from llm_auction_env.llm.grammar import MAX_LEVELS, ad_markup_grammar, forced_tokens_grammar, insertion_cap
+    from llm_auction_env.types import Ad
+
+    ads = [Ad("Ad-1", 'Say "hi" \\ now'), Ad("Ad-22", "Shoes")]
+    g = ad_markup_grammar(ads)
+    assert g.startswith("root ::= n0\n")
+    assert '"Say \\"hi\\" \\\\ now@[Ad-1]"' in g and '"Shoes@[Ad-22]"' in g  # quotes and backslashes escaped
+    assert g.count("m0 ::=") == 1 and "m3 ::=" not in g  # 4 levels (subsets); the full set opens nothing
+    assert ad_markup_grammar(ads, max_ads=1).count(" ::= ") < g.count(" ::= ")
+    assert insertion_cap(10) == 4 and insertion_cap(9) == 9 and insertion_cap(10, max_ads=1) == 1
+    assert sum(1 for line in ad_markup_grammar([Ad(f"Ad-{i}", f"T{i}") for i in range(10)]).splitlines()
+               if line.startswith("n")) <= MAX_LEVELS
+    assert forced_tokens_grammar([5, 17]) == "root ::= <[5]> <[17]>\n"
+    with pytest.raises(ValueError):
+        forced_tokens_grammar([])

@@ -8,6 +8,7 @@ past the client timeout), ``/flaky`` (two 500s, then fine), ``/down`` (always 50
 from __future__ import annotations
 
 import json
+import re
 import logging
 import threading
 import time
@@ -72,6 +73,18 @@ class FakeServer:
                          "finish_reason": "stop"} for i in range(n)
                     ]
                     return self._send(200, {"choices": choices, "usage": {"prompt_tokens": 11, "completion_tokens": 3 * n}})
+                if rest.endswith("completions") and mode == "llama":
+                    # llama-server: echo is ignored; a grammar of <[id]> tokens forces them (logprobs.content)
+                    if "grammar" in body:
+                        ids = [int(t) for t in re.findall(r"<\[(\d+)\]>", body["grammar"])]
+                        content = [{"id": t, "logprob": -0.01 * (t % 100)} for t in ids]
+                        return self._send(200, {"choices": [{"text": "", "logprobs": {"content": content}}]})
+                    if isinstance(body.get("prompt"), list):
+                        n = body.get("n", 1)
+                        choices = [{"index": i, "text": f"tok {i}", "finish_reason": "length"} for i in range(n)]
+                        return self._send(200, {"choices": choices, "usage": {"prompt_tokens": len(body["prompt"]),
+                                                                              "completion_tokens": 2 * n}})
+                    return self._send(200, {"choices": [{"text": "x", "logprobs": None}]})
                 if rest.endswith("completions"):
                     if mode == "noecho":
                         return self._send(400, {"error": "echo is not supported"})
@@ -222,3 +235,47 @@ def test_logprobs_unsupported_is_not_implemented(server, smollm2_tokenizer):
 def test_rejects_bad_config():
     with pytest.raises(ValueError):
         OpenAIBackend(endpoints=[])
+
+
+def test_logprobs_forced_and_auto_for_llama_server(server, smollm2_tokenizer):
+    comp = "Try @Running Shoes@[Ad-1] today."
+    c_ids = smollm2_tokenizer.encode(comp, add_special_tokens=False)
+    want = sum(-0.01 * (t % 100) for t in c_ids)
+    with pytest.raises(BackendResponseError, match="logprobs_method"):  # echo ignored: clear message
+        backend(server, "llama", tokenizer=smollm2_tokenizer).logprobs([CHAT], [comp])
+    forced = backend(server, "llama", tokenizer=smollm2_tokenizer, logprobs_method="forced")
+    assert forced.logprobs([CHAT], [comp])[0] == pytest.approx(want, abs=1e-9)
+    body = server.bodies["llama"][-1]
+    assert body["max_tokens"] == len(c_ids) and body["post_sampling_probs"] is False and "echo" not in body
+    auto = backend(server, "llama", tokenizer=smollm2_tokenizer, logprobs_method="auto")
+    assert auto.logprobs([CHAT, CHAT], [comp, ""])[0] == pytest.approx(want, abs=1e-9)
+    assert auto.logprobs_method == "forced"  # remembered after the first echo without prompt log-probs
+
+
+def test_forced_logprobs_checks_the_returned_tokens(server, smollm2_tokenizer):
+    be = backend(server, "ok", tokenizer=smollm2_tokenizer, logprobs_method="forced")  # no grammar support
+    with pytest.raises(BackendResponseError, match="exactly the completion's tokens"):
+        be.logprobs([CHAT], ["hello there"])
+
+
+def test_token_prompts_and_capabilities(server, smollm2_tokenizer):
+    from llm_auction_env.llm.base import BackendCapabilityError, supports
+    from llm_auction_env.types import Ad
+
+    be = backend(server, "llama", tokenizer=smollm2_tokenizer, prompt_format="tokens", extra_body={"min_p": 0.0})
+    out = be.generate([CHAT], n=2)
+    assert [c.text for c in out[0]] == ["tok 0", "tok 1"]
+    body = server.bodies["llama"][-1]
+    assert body["prompt"] == be.prompt_ids(CHAT) and body["min_p"] == 0.0 and "messages" not in body
+    assert be.chat_text(CHAT).endswith("<|im_start|>assistant\n")
+    assert supports(be, "chat_text") and not supports(be, "load_adapter")
+    with pytest.raises(BackendCapabilityError, match="openai backend does not support load_adapter"):
+        be.load_adapter("x")
+    with pytest.raises(BackendCapabilityError, match="constrain_ads"):
+        be.generate([CHAT], constrain_ads=[[Ad("Ad-1", "Shoes")]])
+    plain = backend(server, "ok")
+    assert not supports(plain, "chat_text")
+    with pytest.raises(BackendCapabilityError, match="chat_text"):
+        plain.chat_text(CHAT)
+    with pytest.raises(ValueError, match="tokenizer"):
+        backend(server, "ok", prompt_format="tokens")

@@ -1,4 +1,5 @@
-"""Text backends behind one interface (``TextBackend``: ``generate`` and ``logprobs``).
+"""Text backends behind one interface (``TextBackend``: ``generate``, ``logprobs``, ``load_adapter``,
+``chat_text``; ``supports(backend, capability)`` says which optional ones a backend has, see ``base.py``).
 
 ==================  ==========================================================================================
 ``transformers``    local model on CPU/GPU (embedded SmolLM2 by default), batched, LoRA adapters, constrained
@@ -13,15 +14,17 @@
 
 ``make_backend(name, **config)`` builds one (backend modules are imported on demand, so importing this
 package does not import torch). ``ModelConfig`` / ``BACKEND_CONFIGS`` (``models.py``) hold model ids, sampling
-and batch size in one place: ``BACKEND_CONFIGS["embedded"].make()``.
+and batch size in one place: ``BACKEND_CONFIGS["embedded"].make()``. ``default_sampling_backend()`` is the config
+to sample the embedded model with: ``llamacpp`` when ``llama-server`` is installed, else ``transformers``
+(override with ``$LLM_AUCTION_ENGINE``); training and trainer-side scoring stay on ``transformers``.
 """
 from __future__ import annotations
 
 from typing import Any
 
 from ..registry import Registry
-from .base import Chat, Completion, Sampling, TextBackend
-from .models import BACKEND_CONFIGS, ModelConfig
+from .base import BackendCapabilityError, Chat, Completion, CoreBackend, Sampling, TextBackend, supports
+from .models import BACKEND_CONFIGS, ModelConfig, default_sampling_backend
 
 BACKENDS: Registry[TextBackend] = Registry("text backend")
 
@@ -71,11 +74,15 @@ def make_backend(name: str, **config: Any) -> TextBackend:
 
 __all__ = [
     "BACKENDS",
+    "BackendCapabilityError",
     "Chat",
     "Completion",
+    "CoreBackend",
     "ModelConfig",
     "BACKEND_CONFIGS",
     "Sampling",
     "TextBackend",
+    "default_sampling_backend",
     "make_backend",
+    "supports",
 ]

@@ -1,4 +1,4 @@
-"""Constrained decoding of ad markup (issue 7(a)): the LLM stays the allocation rule, but every ad it
+"""Constrained decoding of ad markup: the LLM stays the allocation rule, but every ad it
 opens is spelled exactly.
 
 While decoding is *free* every token is allowed. An ``@`` that opens markup (start of the response,

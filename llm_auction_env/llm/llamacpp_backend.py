@@ -5,8 +5,9 @@ and ``vllm serve`` at scale share one client path.
 =====================  ==========================================================================================
 ``model``              ``"embedded"`` (the embedded SmolLM2 as a GGUF converted once into the cache, see
                        ``models.embedded_engine_gguf``) or a ``.gguf`` path (then pass ``tokenizer``)
-``gguf``               ``"bf16"`` (default: ~1.4x faster; faithful within the tolerance measured in
-                       ``tests/test_llama_server.py``) or ``"f32"`` (the transformers backend's weights exactly)
+``gguf``               ``"bf16"`` (default: ~1.5x faster; next-token distributions within total variation
+                       0.1 of fp32, ``tests/test_llama_server.py``) or ``"f32"`` (the transformers
+                       backend's weights exactly)
 ``adapter``            a peft LoRA folder served from the start; ``load_adapter`` switches (``None``: base model)
 ``slots``              16 parallel sequences (continuous batching); ``ctx`` (default ``1024 * slots``) is shared
 ``threads``            ``-t``; default ``auto_threads()``: every core on an idle machine, fewer when the load
@@ -16,13 +17,17 @@ and ``vllm serve`` at scale share one client path.
                        0: raise ``LlamaServerError`` naming its log file
 =====================  ==========================================================================================
 
-Requests go to ``/v1/completions`` with the prompt as token ids rendered by the model's HF tokenizer
-(the same prompt tokens as the transformers backend) and sampling in the order transformers applies
-it: ``samplers = [top_k, temperature, top_p]``, ``min_p = 0``, seeded from ``Sampling.seed`` (sample ``j`` of chat ``i``: ``seed + i * n + j``). ``n`` > 1 is one request whose ``n`` sequences share the prompt's prefill (the server copies
-the prompt's KV cache to the other slots). Stop strings and ``max_tokens`` are honoured; ``min_new_tokens`` only
-as ``min_new_tokens == max_new_tokens`` (EOS ignored: llama-server has no ``min_tokens``; anything
-else raises ``BackendCapabilityError``);
+Requests go to ``/v1/completions`` with the prompt as token ids rendered by the model's HF
+tokenizer (the same prompt tokens as the transformers backend) and sampling in the order transformers
+applies it: ``samplers = [top_k, temperature, top_p]``, ``min_p = 0``, seeded from ``Sampling.seed``
+(sample ``j`` of chat ``i`` gets ``seed + i * n + j``). ``n`` > 1 is one request whose ``n`` sequences
+share the prompt's prefill (the server copies the prompt's KV cache to the other slots); repeated
+prompts also hit the server's prompt cache. Stop strings, ``max_tokens`` and ``logit_bias`` are
+honoured; ``min_new_tokens`` only as ``min_new_tokens == max_new_tokens`` (EOS ignored; llama-server
+has no ``min_tokens``, anything else raises ``BackendCapabilityError``).
 ``Completion.extra["token_ids"]`` holds the sampled tokens when they decode to exactly the text.
+Seeded calls repeat exactly when the server batches them the same way; the engine's arithmetic
+depends slightly on the batch (different kernels), so a different concurrency can change a draw.
 
 Constrained ad markup (``constrain_ads``) is a GBNF grammar per chat (``grammar.ad_markup_grammar``);
 ``MarkupAid.max_ads`` is supported, ``MarkupAid.open_bias`` is not (``BackendCapabilityError``: use the

@@ -122,7 +122,7 @@ def embedded_model_path(convert: bool = True) -> Path:
         folder, name = _gguf_source()
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
         model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
-        if getattr(model, "hf_quantizer", None) is not None:  # DESIGN pitfall 1
+        if getattr(model, "hf_quantizer", None) is not None:  # else save_pretrained writes a quantisation config
             model.hf_quantizer.remove_quantization_config(model)
         model.config.name_or_path = str(target)
         model.save_pretrained(tmp)

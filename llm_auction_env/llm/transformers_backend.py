@@ -8,7 +8,7 @@ local model folder, or an in-memory model (``TransformersBackend.from_model(mode
 ``batch_size``              16 rows per ``generate`` call; a prompt's ``n`` samples are separate rows, rows are
                             sorted by prompt length so chunks hold similar lengths (less padding); the rows of
                             one prompt share its prefill (computed once, the KV cache copied to each row)
-``dtype``                   ``"float32"`` (DESIGN pitfall 6: do not score or train this model in bf16)
+``dtype``                   ``"float32"`` (score and train this model in fp32, not bf16)
 ``adapter``                 optional LoRA adapter folder (peft), swappable later with ``load_adapter``
 ``threads``                 ``torch.set_num_threads`` (default: leave torch's setting)
 ``system_prompt``           prepended when a chat has no system message (SmolLM2's template would otherwise
