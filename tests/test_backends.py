@@ -463,25 +463,40 @@ def test_default_sampling_backend(monkeypatch):
 
 def test_engine_gguf_conversion_copies_metadata_and_weights(monkeypatch, tmp_path):
     gguf = pytest.importorskip("gguf")
-    try:
-        src = models.embedded_gguf_path()
-    except models.ModelMissingError:
-        pytest.skip("embedded model not installed")
-    monkeypatch.setenv("LLM_AUCTION_CACHE", str(tmp_path))
+    q = gguf.GGMLQuantizationType
+    rng = np.random.default_rng(0)
+    weight = rng.standard_normal((8, 64)).astype(np.float32)
+    norm = rng.standard_normal(64).astype(np.float32)
+    src = tmp_path / "q.gguf"
+    w = gguf.GGUFWriter(src, "llama")
+    w.add_key_value("tokenizer.ggml.tokens", ["a", "b", "<s>"], gguf.GGUFValueType.ARRAY, sub_type=gguf.GGUFValueType.STRING)
+    w.add_key_value("llama.block_count", 1, gguf.GGUFValueType.UINT32)
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0)
+    w.add_tensor("blk.0.attn_q.weight", gguf.quants.quantize(weight, q.Q8_0), raw_dtype=q.Q8_0)
+    w.add_tensor("blk.0.attn_norm.weight", norm)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    for dtype, kind in (("f32", q.F32), ("bf16", q.BF16)):
+        out = tmp_path / f"{dtype}.gguf"
+        models._write_dequantised_gguf(src, out, dtype)
+        a, b = gguf.GGUFReader(src), gguf.GGUFReader(out)
+        assert {k for k in a.fields if not k.startswith("GGUF.")} == {k for k in b.fields if not k.startswith("GGUF.")}
+        assert b.fields["tokenizer.ggml.tokens"].contents() == ["a", "b", "<s>"]
+        tensors = {t.name: t for t in b.tensors}
+        assert tensors["blk.0.attn_q.weight"].tensor_type == kind
+        assert tensors["blk.0.attn_norm.weight"].tensor_type == q.F32  # 1-D tensors stay F32
+        want = gguf.quants.dequantize(a.tensors[0].data, q.Q8_0)
+        got = gguf.quants.dequantize(tensors["blk.0.attn_q.weight"].data, kind).reshape(want.shape)
+        if dtype == "f32":
+            np.testing.assert_array_equal(got, want)
+        else:
+            np.testing.assert_allclose(got, want, rtol=2 ** -8, atol=1e-6)
+        np.testing.assert_array_equal(np.asarray(tensors["blk.0.attn_norm.weight"].data), norm)
+    monkeypatch.setenv("LLM_AUCTION_CACHE", str(tmp_path / "cache"))
     with pytest.raises(ValueError, match="dtype"):
         models.embedded_engine_gguf("q2")
-    path = models.embedded_engine_gguf("f32")
-    assert path.parent.name == f"{models.EMBEDDED_NAME}-gguf" and not list(path.parent.glob(".*tmp"))
-    a, b = gguf.GGUFReader(src), gguf.GGUFReader(path)
-    keys = {k for k in a.fields if not k.startswith("GGUF.")}
-    assert keys == {k for k in b.fields if not k.startswith("GGUF.")}
-    assert b.fields["tokenizer.ggml.tokens"].contents() == a.fields["tokenizer.ggml.tokens"].contents()
-    ta, tb = {t.name: t for t in a.tensors}, {t.name: t for t in b.tensors}
-    assert list(ta) == list(tb) and all(t.tensor_type == gguf.GGMLQuantizationType.F32 for t in tb.values())
-    name = "blk.0.attn_q.weight"
-    want = gguf.quants.dequantize(ta[name].data, ta[name].tensor_type)
-    np.testing.assert_array_equal(np.asarray(tb[name].data).reshape(want.shape), want)
-    assert models.embedded_engine_gguf("f32") == path  # cached
 
 
 def test_ad_markup_grammar_shape():

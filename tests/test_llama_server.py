@@ -142,27 +142,42 @@ def test_adapter_served_per_request(engine, hf):
     np.testing.assert_allclose(engine.logprobs(CHATS, comps), base, atol=0.02)
 
 
+def _prompt_tokens_served(server) -> float:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith("llamacpp:prompt_tokens_total"))
+
+
 def test_concurrent_threads_and_endpoints(engine):
+    from llm_auction_env.llm.llama_server import LlamaServer
     from llm_auction_env.llm.openai_backend import OpenAIBackend
 
-    client = OpenAIBackend(model="x", endpoints=[engine.server.url, engine.server.url + "/"],
-                           tokenizer=engine.tokenizer, prompt_format="tokens", vllm_extras=True)
-    results, errors = {}, []
+    second = LlamaServer(engine.gguf_path, slots=2, ctx=2048, threads=1).start()
+    try:
+        client = OpenAIBackend(model="x", endpoints=[engine.server.url, second.url], tokenizer=engine.tokenizer,
+                               prompt_format="tokens", extra_body={"samplers": ["top_k", "temperature", "top_p"]})
+        results, errors = {}, []
 
-    def work(k, backend):
-        try:
-            results[k] = backend.generate(CHATS, n=2, sampling=dataclasses.replace(SHORT, max_new_tokens=8, seed=k))
-        except Exception as err:  # noqa: BLE001 - reported below
-            errors.append(err)
+        def work(k, backend):
+            try:
+                results[k] = backend.generate(CHATS, n=2, sampling=dataclasses.replace(SHORT, max_new_tokens=8, seed=k))
+            except Exception as err:  # noqa: BLE001 - reported below
+                errors.append(err)
 
-    threads = [threading.Thread(target=work, args=(k, engine if k % 2 else client)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not errors and len(results) == 4
-    assert all(len(row) == 2 and all(c.text for c in row) for out in results.values() for row in out)
-    assert client.stats["requests"] >= 6 and client.stats["failed"] == 0
+        threads = [threading.Thread(target=work, args=(k, engine if k % 2 else client)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert not errors and len(results) == 4
+        assert all(len(row) == 2 and all(c.text for c in row) for out in results.values() for row in out)
+        assert client.stats["requests"] == 6 and client.stats["failed"] == 0 and client.stats["retries"] == 0
+        assert _prompt_tokens_served(second) > 0  # the round-robin reached both servers
+    finally:
+        second.stop()
+    assert not second.running
 
 
 def test_capabilities_and_errors(engine):
