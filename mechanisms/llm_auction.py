@@ -46,7 +46,9 @@ ADAPTERS = Path(__file__).resolve().parent / "adapters"
 @dataclass
 class LLMAuctionConfig:
     adapter: str | None = None
-    model: str = "embedded"
+    model: str | None = None
+    """The base the adapter was trained on (default: as recorded in the export's ``config.json``,
+    else ``"embedded"``); the shipped session-2 adapters were trained on ``"embedded-base"``."""
     prompt_style: str | None = None
     constrain_ads: bool | None = None
     ad_open_bias: float | None = None
@@ -86,6 +88,7 @@ class LLMAuction:
             adapter_dir, trained = resolve_policy(cfg.adapter or self.default_adapter)
         cfg = dataclasses.replace(
             cfg,
+            model=cfg.model or trained.get("model", "embedded"),
             prompt_style=cfg.prompt_style or trained.get("prompt_style", "compact"),
             constrain_ads=trained.get("constrain_ads", False) if cfg.constrain_ads is None else cfg.constrain_ads,
             ad_open_bias=trained.get("ad_open_bias", 0.0) if cfg.ad_open_bias is None else cfg.ad_open_bias,
