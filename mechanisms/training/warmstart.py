@@ -74,6 +74,8 @@ class WarmStartConfig:
     lora_r: int = 16
     lora_alpha: int = 32
     lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    lora_top_layers: int | None = 15
+    """LoRA on the top this-many decoder layers only (None: all): backward stops there (~1.5x faster)."""
     save_steps: int = 5
     threads: int | None = None
     extra: dict = field(default_factory=dict)
@@ -241,25 +243,26 @@ def choose_ads(rel: np.ndarray, n_ads: int, threshold: float, second_threshold: 
 
 
 def build_demo(inst: AuctionInstance, answer: str, ads: Sequence[Ad], rng: np.random.Generator,
-               min_sentences: int = 2, max_sentences: int = 5) -> str | None:
-    """The demonstration answer: 2-5 clean sentences of ``answer`` with a bridge sentence holding
-    each of ``ads`` inserted after sentence 1, 2, ... (never before the first sentence, always
-    followed by at least one sentence of the answer). ``None`` when the answer has too few clean
-    sentences."""
+               min_sentences: int = 2, max_sentences: int = 5) -> tuple[str, list[Ad]] | None:
+    """The demonstration answer and the ads it holds: 2-5 clean sentences of ``answer`` with a
+    bridge sentence holding each of ``ads`` inserted after sentence 1, 2, ... (never before the
+    first sentence, always followed by at least one sentence of the answer; ads that do not fit
+    in a short answer are left out). ``None`` when the answer has too few clean sentences."""
     sents = clean_sentences(answer)
     if len(sents) < min_sentences:
         return None
-    n = int(rng.integers(min_sentences, min(max_sentences, len(sents)) + 1))
+    ads = list(ads)[: len(sents) - 1]
+    n = int(rng.integers(max(min_sentences, len(ads) + 1), max(min_sentences, min(max_sentences, len(sents))) + 1))
     sents = sents[:n]
     if not ads:
-        return " ".join(sents)
-    slots = sorted(rng.choice(np.arange(1, n), size=min(len(ads), n - 1), replace=False).tolist())
+        return " ".join(sents), []
+    slots = sorted(rng.choice(np.arange(1, n), size=len(ads), replace=False).tolist())
     bridges = rng.choice(len(BRIDGES), size=len(slots), replace=False)
     pieces = list(sents)
     for k, (slot, b, ad) in enumerate(zip(slots, bridges, ads)):
         cat = ad.category.strip() or "this"
         pieces.insert(slot + k, BRIDGES[int(b)].format(ad=parsing.render(ad), cat=cat))
-    return " ".join(pieces)
+    return " ".join(pieces), ads
 
 
 def build_demos(cfg: WarmStartConfig, insts: Sequence[AuctionInstance], answers: Sequence[str],
@@ -279,13 +282,14 @@ def build_demos(cfg: WarmStartConfig, insts: Sequence[AuctionInstance], answers:
         chosen = choose_ads(rel[r], len(inst.ads), threshold, max(threshold, cfg.second_ad_threshold),
                             cfg.second_ad_share, cfg.choice_temperature, cfg.top_candidates, rng)
         style = "paper" if rng.random() < cfg.paper_share else "compact"
-        text = build_demo(inst, answer, [inst.ads[i] for i in chosen], rng, cfg.min_sentences, cfg.max_sentences)
-        if text is None:
+        built = build_demo(inst, answer, [inst.ads[i] for i in chosen], rng, cfg.min_sentences, cfg.max_sentences)
+        if built is None:
             skipped += 1
             continue
+        text, used = built
         demos.append({"index": r, "query_id": inst.query_id, "style": style,
-                      "ad_ids": [inst.ads[i].ad_id for i in chosen],
-                      "relevance": [round(float(rel[r, i]), 4) for i in chosen],
+                      "ad_ids": [a.ad_id for a in used],
+                      "relevance": [round(float(rel[r, i]), 4) for i in chosen[: len(used)]],
                       "prompt": ad_llm_chat(inst, style=style), "completion": text})
     n_ads = np.array([len(d["ad_ids"]) for d in demos])
     stats = {"instances": len(insts), "demos": len(demos), "skipped_short_answers": skipped,
@@ -324,14 +328,17 @@ def train_sft(cfg: WarmStartConfig, model, tokenizer, demos: Sequence[dict], wor
         output_dir=str(work), num_train_epochs=cfg.epochs, max_steps=max_steps, learning_rate=cfg.learning_rate,
         lr_scheduler_type="constant_with_warmup", warmup_steps=3, per_device_train_batch_size=cfg.per_device_batch,
         gradient_accumulation_steps=cfg.grad_accum, max_length=cfg.max_length, bf16=False, fp16=False,
-        use_cpu=not torch.cuda.is_available(), gradient_checkpointing=False, logging_steps=1,
+        use_cpu=not torch.cuda.is_available(), activation_checkpointing=False, logging_steps=1,
         save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=2, report_to="none", seed=cfg.seed,
         data_seed=cfg.seed, completion_only_loss=True, dataloader_num_workers=0, disable_tqdm=not progress,
     )
     data = Dataset.from_list([{"prompt": prompt_text(tokenizer, d["prompt"]), "completion": d["completion"]}
                               for d in demos])
+    n_layers = int(model.config.num_hidden_layers)
+    top = n_layers if cfg.lora_top_layers is None else min(cfg.lora_top_layers, n_layers)
     peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
-                             target_modules=list(cfg.lora_targets), task_type="CAUSAL_LM")
+                             target_modules=list(cfg.lora_targets), task_type="CAUSAL_LM",
+                             layers_to_transform=list(range(n_layers - top, n_layers)))
     trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
                          peft_config=peft_config)
     resume = any(work.glob("checkpoint-*")) if work.is_dir() else False
