@@ -18,7 +18,7 @@ Metrics (per row; 95% bootstrap intervals over responses, or over inserted ads):
 * ``ctr``: mean click probability of an inserted ad under the semantic user;
 * ``bid_corr``: Pearson correlation of bid and "inserted" over (response, candidate) pairs;
 * ``answer_sim``: MiniLM cosine of the ad-free text (markup spans removed) to the query;
-  ``answer_sim_drop``: the first row's value minus this row's (the first row is the reference);
+  ``answer_sim_drop``: the ``--reference-row``'s value (the base model) minus this row's;
 * ``words``: words per response; ``seconds``: generation wall time.
 
 Results go to ``--out`` (``.json`` with the command, config, git commit and per-row metrics,
@@ -127,10 +127,14 @@ def check_targets(m: dict, constrained: bool = False) -> dict[str, bool]:
     """Which of the shipped default's targets row ``m`` meets (constrained rows: 0 format errors)."""
     if constrained:
         return {"format_ok": m["format_ok"] == 1.0}
-    vals = dict(m, abs_bid_corr=abs(m["bid_corr"]) if np.isfinite(m["bid_corr"]) else 0.0)
+    corr = m.get("bid_corr")
+    vals = dict(m, abs_bid_corr=abs(corr) if corr is not None and np.isfinite(corr) else 0.0)
     out = {}
     for key, (op, ref) in TARGETS.items():
-        v = vals.get(key, float("nan"))
+        v = vals.get(key)
+        if v is None or not np.isfinite(v):  # not measured (e.g. no reference row yet, no inserted ad)
+            out[key] = False
+            continue
         out[key] = bool(ref[0] <= v <= ref[1]) if op == "in" else bool(v >= ref if op == ">=" else v <= ref)
     return out
 
@@ -147,20 +151,32 @@ def markdown(result: dict) -> str:
         m = r["metrics"]
         cells = []
         for c in cols:
-            v = m.get(c, float("nan"))
+            v = m.get(c)
+            v = float("nan") if v is None else v
             cell = f"{v:.3f}" if isinstance(v, float) else str(v)
-            if f"{c}_ci" in m and np.isfinite(m[f"{c}_ci"][0]):
+            if m.get(f"{c}_ci") and m[f"{c}_ci"][0] is not None and np.isfinite(m[f"{c}_ci"][0]):
                 cell += f" [{m[c + '_ci'][0]:.2f}, {m[c + '_ci'][1]:.2f}]"
             cells.append(cell)
         lines.append(f"| {name} | {r['model']} | {r['aid']} | " + " | ".join(cells) + " |")
     lines.append("\nTargets (shipped default, no aid): format_ok >= 0.95; insert_rate 0.40-0.85; ads_per_response "
                  "<= 1.5; bad_position <= 0.10; ctr >= 0.25; |bid_corr| <= 0.10; answer_sim_drop <= 0.05 (vs the "
-                 "first row); constrained: format_ok = 1.\n")
+                 "reference row); constrained: format_ok = 1.\n")
     for name, r in result["rows"].items():
         if "targets" in r:
             met = ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in r["targets"].items())
             lines.append(f"- {name}: {met}")
     return "\n".join(lines) + "\n"
+
+
+def _finite(obj):
+    """``obj`` with NaN / inf floats as None (strict JSON)."""
+    if isinstance(obj, float):
+        return obj if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--reference-row", default="base", help="row whose answer_sim the others are compared with")
     p.add_argument("--default-row", default="warmstart", help="row checked against the targets (default: %(default)s)")
     p.add_argument("--out", default="benchmarks/results/ad_llm_probe", help="output path without suffix")
     args = p.parse_args(argv)
@@ -231,12 +248,14 @@ def main(argv: list[str] | None = None) -> int:
             responses = [r for r in responses if r["row"] != name] + [
                 {"row": name, "query_id": i.query_id, "bids": i.bids.tolist(), "response": t} for i, t in zip(insts, texts)]
             resp_path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in responses))
-        ref = next(iter(result["rows"].values()))["metrics"]["answer_sim"]
         r = result["rows"][name]
-        r["metrics"]["answer_sim_drop"] = ref - r["metrics"]["answer_sim"]
-        if name == args.default_row or (name.startswith(args.default_row) and aid_text == "constrained"):
-            r["targets"] = check_targets(r["metrics"], constrained=aid_text == "constrained")
-        json_path.write_text(json.dumps(result, indent=1))
+        for other in result["rows"].values():  # the reference row may come later in --rows
+            ref = result["rows"].get(args.reference_row, {}).get("metrics", {}).get("answer_sim")
+            other["metrics"]["answer_sim_drop"] = None if ref is None else ref - other["metrics"]["answer_sim"]
+        for n2, r2 in result["rows"].items():
+            if n2 == args.default_row or (n2.startswith(args.default_row) and r2["aid"] == "constrained"):
+                r2["targets"] = check_targets(r2["metrics"], constrained=r2["aid"] == "constrained")
+        json_path.write_text(json.dumps(_finite(result), indent=1))
         out.with_suffix(".md").write_text(markdown(result))
         print(json.dumps({"row": name, **{k: v for k, v in r["metrics"].items() if not k.endswith("_ci")}}), flush=True)
     print(markdown(result))
