@@ -10,7 +10,7 @@ Protocol. One set of test instances (queries, candidate ads, bids U{1..100}) is 
 seed; every mechanism answers the same instances, and the simulated user's clicks for instance k
 come from one generator seeded by ``(seed, k)`` for every mechanism (common random numbers), so
 paired differences between mechanisms are not diluted by click noise. Scoring is the
-environment's own pipeline (:func:`llm_auction_env.simulate.simulate`: parsing, clicks, Eq. 8).
+environment's own pipeline (:func:`llm_auction_env.scoring.simulate`: parsing, clicks, Eq. 8).
 
 Per query it reports: revenue (the paper's ``sum_i b_i c_i`` over valid exposures), reward (Eq. 8),
 clicks, CTR (clicks / valid exposures, a ratio of sums), ads per response, format-error rate

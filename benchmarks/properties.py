@@ -188,7 +188,7 @@ def adapter_dirs(path: str) -> list[tuple[str, Path]]:
     """``(label, folder)`` of the policies a ``--checkpoint`` names, each passed as ``adapter`` to
     ``llm_auction``: a LoRA adapter (or full model) folder or an IRPO export (``policy/`` inside)
     itself; for an IRPO run directory, each ``epoch_XX`` (whose ``policy/`` is the served policy
-    after that epoch, see ``mechanisms/irpo.py``); else every adapter sub-folder (depth <= 2).
+    after that epoch, see ``mechanisms/training/irpo.py``); else every adapter sub-folder (depth <= 2).
     Natural order (epoch_2 before epoch_10)."""
     import re
 

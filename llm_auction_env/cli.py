@@ -15,6 +15,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "properties": ("benchmarks.properties", "monotonicity, continuity and incentive checks (Fig. 4)"),
     "equilibrium": ("benchmarks.equilibrium", "bidder dynamics and equilibrium studies"),
     "train": ("mechanisms.training.irpo", "train LLM-Auction with IRPO (pCTR + DPO)"),
+    "warmstart": ("mechanisms.training.warmstart", "build the embedded Ad-LLM's warm start (demonstrations + LoRA SFT)"),
 }
 
 

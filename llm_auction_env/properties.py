@@ -5,7 +5,7 @@ Measurement
     :func:`sweep_own_bid` perturbs one ad per instance: the ad's bid takes every value of a grid,
     the other bids stay fixed, and the mechanism writes ``n_samples`` responses per
     (instance, bid) in **one** batched ``allocate`` call (or a few chunks, for a progress bar).
-    The responses are scored with :func:`llm_auction_env.simulate.simulate`, giving a
+    The responses are scored with :func:`llm_auction_env.scoring.simulate`, giving a
     :class:`BidSweep` of arrays shaped ``[n_instances, n_bids, n_samples]``:
 
     ``exposed``   1 if the perturbed ad is validly inserted in the response

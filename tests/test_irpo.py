@@ -190,28 +190,6 @@ def test_ad_open_bias_needs_constrained_markup(tmp_path):
     assert config(tmp_path, ad_open_after="sentence", max_ads=1).markup_aid.max_ads == 1
 
 
-def test_sft_demo_inserts_relevant_ad_early_and_validly():
-    from mechanisms.training.warmstart import allocation_stats, build_demo
-
-    ads = (Ad("Ad-1", "Trail Running Shoes", "sport"), Ad("Ad-2", "Espresso Machine", "coffee"))
-    inst = AuctionInstance("How do I start running?", UserProfile("u", "x"), ads, np.array([10.0, 90.0]))
-    answer = "Start slowly with short runs. Good shoes matter for running. Rest well. Drink water."
-
-    def embed(texts):  # relevance = shared words with "running shoes"
-        keys = ("running", "shoes", "espresso", "coffee")
-        v = np.array([[float(k in t.lower()) for k in keys] for t in texts]) + 1e-3
-        return v / np.linalg.norm(v, axis=1, keepdims=True)
-
-    text, ad = build_demo(inst, answer, embed, np.random.default_rng(0), early_sentences=2)
-    assert ad.ad_id == "Ad-1"
-    found = parsing.placements(text, ads)
-    assert parsing.valid_ids(found) == ["Ad-1"] and all(p.valid for p in found)
-    assert text.index("@") < text.index("Rest well")  # inside the first two sentences' span
-    stats = allocation_stats([(inst, text), (inst, "no ad")])
-    assert stats["valid_insertion_rate"] == 0.5 and stats["ads_per_response"] == 0.5
-    assert stats["bid_sensitivity"] < 0  # only the low-bid ad was inserted
-
-
 def test_historical_click_log_joins_the_first_pctr_fit(tiny_llama, tmp_path):
     """psi_0 and replay: every pCTR update fits the template click log and all deploy logs so far."""
     comps = components(tiny_llama)

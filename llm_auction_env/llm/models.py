@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import importlib.util
 import os
 import shutil
@@ -49,7 +50,11 @@ SCALE_MODEL = "Qwen/Qwen3-4B-Instruct-2507"
 """The paper-scale Ad-LLM, served by vLLM or any OpenAI-compatible server."""
 
 EMBEDDED = "embedded"
-"""Model id that means "the embedded SmolLM2 from the local cache"."""
+"""Model id of the embedded default Ad-LLM: SmolLM2 + the shipped warm start, merged, cached."""
+EMBEDDED_BASE = "embedded-base"
+"""Model id of the raw embedded SmolLM2 (no warm start), from the local cache."""
+WARMSTART_DIR = Path(__file__).resolve().parent / "warmstart"
+"""The shipped warm-start LoRA adapter (``llm-auction warmstart`` writes it)."""
 
 
 class ModelMissingError(RuntimeError):
@@ -206,9 +211,41 @@ def _write_dequantised_gguf(source: Path, dest: Path, dtype: str) -> None:
     writer.close()
 
 
+def warmstart_model_path(adapter: str | os.PathLike | None = None) -> Path:
+    """Folder of the embedded model with the warm-start adapter (default: the shipped one) merged
+    into its weights, built once (``merge_and_unload``) and cached under a short hash of the
+    adapter's bytes, so a new adapter gets a new folder."""
+    adapter = Path(adapter) if adapter is not None else WARMSTART_DIR
+    files = [adapter / "adapter_config.json", adapter / "adapter_model.safetensors"]
+    missing = [f.name for f in files if not f.is_file()]
+    if missing:
+        raise FileNotFoundError(f"warm-start adapter {adapter} lacks {missing}; run `llm-auction warmstart`")
+    digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:12]
+    target = cache_dir() / "models" / f"{EMBEDDED_NAME}-warmstart-{digest}"
+    if (target / "config.json").is_file():
+        return target
+    base = embedded_model_path()
+
+    def build(tmp: Path) -> None:
+        import torch
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32, local_files_only=True)
+        merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+        merged.config.name_or_path = str(target)
+        merged.save_pretrained(tmp)
+        AutoTokenizer.from_pretrained(base, local_files_only=True).save_pretrained(tmp)
+
+    return _atomic_build(target, build)
+
+
 def resolve_model_path(model: str | os.PathLike) -> str:
-    """``"embedded"`` -> the converted cache folder; anything else is returned unchanged."""
-    return str(embedded_model_path()) if str(model) == EMBEDDED else str(model)
+    """``"embedded"`` -> the cached base + warm start; ``"embedded-base"`` -> the converted base
+    model; anything else is returned unchanged."""
+    if str(model) == EMBEDDED:
+        return str(warmstart_model_path())
+    return str(embedded_model_path()) if str(model) == EMBEDDED_BASE else str(model)
 
 
 @dataclass

@@ -3,11 +3,11 @@
 ``llm-auction train --preset quick [--reward pctr|oracle] [--run-dir D] [--resume]``
 
 Each epoch t = 1..T, with the policy pi_{t-1} (epoch 1: the base model, or base + ``init_adapter``,
-e.g. the warm-start SFT of ``mechanisms/sft.py``):
+e.g. the warm-start SFT of ``mechanisms/training/warmstart.py``):
 
 1. **deploy** (``--reward pctr`` only): fresh bids U{1..100} for every training query, ``k_deploy``
    responses each (paper: 10), clicks from the click model -> click log D_t.
-2. **pctr**: the pCTR model (``mechanisms/pctr.py``) continues training from psi_{t-1} on D_t
+2. **pctr**: the pCTR model (``mechanisms/training/pctr.py``) continues training from psi_{t-1} on D_t
    plus the earlier logs D_1..D_{t-1} (replay) and, with ``historical_queries`` > 0, a historical
    template click log (psi_0); psi_{t-1}'s AUC on the unseen D_t is logged as ``prequential_auc``;
    held-out log-loss / AUC are logged. With ``--reward oracle`` phases 1-2 are skipped: the
