@@ -4,7 +4,8 @@ and ``vllm serve`` at scale share one client path.
 
 =====================  ==========================================================================================
 ``model``              ``"embedded"`` (the embedded SmolLM2 as a GGUF converted once into the cache, see
-                       ``models.embedded_engine_gguf``) or a ``.gguf`` path (then pass ``tokenizer``)
+                       ``models.embedded_engine_gguf``, plus the shipped warm-start LoRA, always applied),
+                       ``"embedded-base"`` (the raw base) or a ``.gguf`` path (then pass ``tokenizer``)
 ``gguf``               ``"bf16"`` (default: ~1.5x faster; next-token distributions within total variation
                        0.1 of fp32, ``tests/test_llama_server.py``) or ``"f32"`` (the transformers
                        backend's weights exactly)
@@ -51,7 +52,7 @@ from ..types import Ad
 from .base import BackendCapabilityError, Chat, Completion, Sampling
 from .chats import DEFAULT_SYSTEM_PROMPT
 from .llama_server import LlamaServer, LlamaServerError, lora_gguf
-from .models import EMBEDDED, embedded_engine_gguf, embedded_tokenizer_path
+from .models import EMBEDDED, EMBEDDED_BASE, WARMSTART_DIR, embedded_engine_gguf, embedded_tokenizer_path
 from .openai_backend import BackendRequestError, OpenAIBackend
 
 SAMPLER_ORDER = ["top_k", "temperature", "top_p"]
@@ -108,7 +109,7 @@ class LlamaCppBackend(OpenAIBackend):
         startup_timeout: float = 120.0,
         base_model_dir: str | os.PathLike | None = None,
     ) -> None:
-        if str(model) == EMBEDDED:
+        if str(model) in (EMBEDDED, EMBEDDED_BASE):
             gguf_path = embedded_engine_gguf(gguf)
             tokenizer = tokenizer or str(embedded_tokenizer_path())
         else:
@@ -133,6 +134,12 @@ class LlamaCppBackend(OpenAIBackend):
         self.eos_token_ids = sorted({self.tokenizer.eos_token_id, *self._eog_ids()} - {None})
         self._adapters: list[Path] = []  # GGUF LoRA files the server was started with (id = index)
         self._active: int | None = None
+        self._permanent: set[int] = set()  # always applied: the warm start of ``model="embedded"``
+        if str(model) == EMBEDDED:
+            # "embedded" is the base + the shipped warm start: served as a LoRA at scale 1 under any
+            # adapter (deltas add, so base + warm start + adapter = the merged model + adapter).
+            self._adapters.append(lora_gguf(WARMSTART_DIR, self.base_model_dir))
+            self._permanent.add(0)
         self._restart_lock = threading.Lock()
         if adapter is not None:
             self.load_adapter(adapter)
@@ -210,7 +217,8 @@ class LlamaCppBackend(OpenAIBackend):
     def _lora_field(self) -> dict:
         if not self._adapters:
             return {}
-        return {"lora": [{"id": i, "scale": 1.0 if i == self._active else 0.0} for i in range(len(self._adapters))]}
+        return {"lora": [{"id": i, "scale": 1.0 if i == self._active or i in self._permanent else 0.0}
+                         for i in range(len(self._adapters))]}
 
     def scoring_extra(self) -> dict:
         return {"samplers": ["top_k"], "top_k": 1, **self._lora_field()}

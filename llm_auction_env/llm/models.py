@@ -312,7 +312,7 @@ def default_sampling_backend(model: str = EMBEDDED, **changes: Any) -> ModelConf
         raise ValueError(f"${ENGINE_ENV} must be 'transformers' or 'llamacpp', got {forced!r}")
     if forced == "llamacpp":
         use_engine = True
-    elif forced == "transformers" or str(model) != EMBEDDED:
+    elif forced == "transformers" or str(model) not in (EMBEDDED, EMBEDDED_BASE):
         use_engine = False
     else:
         from .llama_server import find_llama_server
