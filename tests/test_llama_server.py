@@ -291,8 +291,9 @@ def test_next_token_distribution_matches_fp32(engine, hf, gguf, tv_max):
             for c in draws:
                 tok = c.extra["token_ids"][0]
                 counts[tok] = counts.get(tok, 0) + 1
-            assert sum(counts.values()) == 400 and set(counts) <= set(ref) | set(ours)
+            assert sum(counts.values()) == 400
             if gguf == "f32":
+                assert set(counts) <= set(ref) | set(ours)
                 assert set(counts) <= set(ref)
                 assert _chi_square_p(counts, ours) > 1e-3 and _chi_square_p(counts, ref) > 1e-3
             else:  # BF16 logits depend on the kernel path (prompt batch vs one token): compare with fp32
