@@ -334,7 +334,12 @@ def run_leaderboard(config: LeaderboardConfig | dict | None = None, *, backend: 
                 continue
             raise KeyError(f"unknown mechanism {name!r}; known: {MECHANISMS.names()}")
         try:
-            mech = make_mechanism(name, **mechanism_kwargs(name, cfg, backend, click_model))
+            kwargs = mechanism_kwargs(name, cfg, backend, click_model)
+            if name in OPTIONAL and cfg.backend == "auto":
+                # a trained policy is served as it was trained (its recorded base model and markup
+                # aid, on transformers), not on the shared sampling engine
+                kwargs["backend"] = None
+            mech = make_mechanism(name, **kwargs)
         except Exception as err:  # an optional trained policy whose adapter is missing, say
             if name in OPTIONAL:
                 skipped[name] = f"could not be built: {type(err).__name__}: {err}"
