@@ -54,7 +54,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from llm_auction_env.config import given, override, parse_assignments
-from llm_auction_env.llm.base import Sampling, supports
+from llm_auction_env.llm.base import Sampling
 from llm_auction_env.presets import PRESETS, get_preset
 from llm_auction_env.reward import RewardConfig
 
@@ -196,6 +196,10 @@ def mechanism_kwargs(name: str, cfg: LeaderboardConfig, backend: Any, click_mode
     from mechanisms.base import mechanism_options
 
     accepted = mechanism_options(name)
+    if name in OPTIONAL:
+        # A trained policy builds its own backend: the base model and markup aid it was trained
+        # with (recorded in its export), which the shared sampling backend need not serve.
+        accepted = accepted - {"backend"}
     return {k: v for k, v in kwargs.items() if k in accepted}
 
 
@@ -320,8 +324,7 @@ def run_leaderboard(config: LeaderboardConfig | dict | None = None, *, backend: 
         backend = ModelConfig(backend=cfg.backend, model=cfg.model, sampling=cfg.sampling, batch_size=cfg.batch_size,
                               options=options).make()
 
-    # Baseline first (paired differences need it); trained policies last, since they may put a
-    # LoRA adapter on the shared backend, which is taken off again after each of them.
+    # Baseline first (paired differences need it); trained policies (each on its own backend) last.
     names = sorted(cfg.mechanisms, key=lambda n: (n != BASELINE, n in OPTIONAL))
     per_mech: dict[str, list[dict]] = {}
     labels: dict[str, str] = {}
@@ -334,12 +337,7 @@ def run_leaderboard(config: LeaderboardConfig | dict | None = None, *, backend: 
                 continue
             raise KeyError(f"unknown mechanism {name!r}; known: {MECHANISMS.names()}")
         try:
-            kwargs = mechanism_kwargs(name, cfg, backend, click_model)
-            if name in OPTIONAL and cfg.backend == "auto":
-                # a trained policy is served as it was trained (its recorded base model and markup
-                # aid, on transformers), not on the shared sampling engine
-                kwargs["backend"] = None
-            mech = make_mechanism(name, **kwargs)
+            mech = make_mechanism(name, **mechanism_kwargs(name, cfg, backend, click_model))
         except Exception as err:  # an optional trained policy whose adapter is missing, say
             if name in OPTIONAL:
                 skipped[name] = f"could not be built: {type(err).__name__}: {err}"
@@ -349,8 +347,6 @@ def run_leaderboard(config: LeaderboardConfig | dict | None = None, *, backend: 
         t0 = time.perf_counter()
         per_mech[name] = evaluate_mechanism(name, mech, instances, click_model, cfg, out / "checkpoints" / f"{name}.jsonl")
         timing[name] = time.perf_counter() - t0
-        if name in OPTIONAL and supports(backend, "load_adapter"):
-            backend.load_adapter(None)
 
     base = per_mech.get(BASELINE)
     results: dict[str, Any] = {

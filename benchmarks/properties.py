@@ -214,18 +214,6 @@ def adapter_dirs(path: str) -> list[tuple[str, Path]]:
     return [(str(d.relative_to(p)), d) for d in found]
 
 
-def _mech_kwargs(name, lb, backend, click_model) -> dict:
-    """The leaderboard's constructor arguments for ``name``."""
-    from benchmarks.leaderboard import mechanism_kwargs
-
-    kwargs = mechanism_kwargs(name, lb, backend, click_model)
-    if name in OPTIONAL and "backend" in kwargs:
-        # a trained policy would put its adapter on the shared backend (and every other mechanism
-        # would then run the adapter): give each policy its own backend instead
-        kwargs["backend"] = None
-    return kwargs
-
-
 def _adapter_kwargs(adapter) -> dict:
     return {"adapter": str(adapter)}
 
@@ -277,7 +265,7 @@ def build_parts(args: argparse.Namespace, settings: dict, parser: argparse.Argum
             labels[name] = f"{REFERENCE} (LLM-free softmax over template candidates, beta=5)"
             continue
         try:
-            mechs[name] = make_mechanism(name, **_mech_kwargs(name, lb, backend, click_model))
+            mechs[name] = make_mechanism(name, **mechanism_kwargs(name, lb, backend, click_model))
             labels[name] = label(name, mechs[name], lb)
         except Exception as err:  # noqa: BLE001 - an optional trained policy without adapter
             if name not in OPTIONAL:
@@ -290,7 +278,7 @@ def build_parts(args: argparse.Namespace, settings: dict, parser: argparse.Argum
             parser.error(str(err))
         for name, d in dirs:
             lb.mechanism_kwargs["llm_auction"] = _adapter_kwargs(d)
-            mechs[f"llm_auction@{name}"] = make_mechanism("llm_auction", **_mech_kwargs("llm_auction", lb, backend, click_model))
+            mechs[f"llm_auction@{name}"] = make_mechanism("llm_auction", **mechanism_kwargs("llm_auction", lb, backend, click_model))
     if args.chunk is None:
         args.chunk = 2 * lb.batch_size  # batches of the mechanisms' own size, with a progress bar
     meta = {"leaderboard_config": {k: v for k, v in asdict(lb).items() if k != "mechanism_kwargs"},
