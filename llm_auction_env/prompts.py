@@ -5,7 +5,12 @@
                                bid), requirements 1-4, correct and incorrect insertion examples,
                                user profile, user question, "Your Answer:". ``style="paper"``
                                (default) keeps the paper's wording; ``style="compact"`` says the
-                               same in few words (~1/2 the tokens) for small models.
+                               same in few words (~1/2 the tokens) for small models, and lists
+                               each candidate as the exact markup to copy (``@Title@[Ad-ID] bid
+                               37``): a 135M model copies a line far more reliably than it pairs
+                               a title with the id printed before it in a JSON row (48 of 73
+                               markups of the first warm start had a candidate's title with
+                               another candidate's id).
 ``plain_chat(inst)``           the same question for a plain assistant, no ads (reference
                                policy of MOSAIC, ad-free answer of the GSP/RAG baselines)
 ``integrate_chat(inst, ads)``  answer and integrate exactly the given ads in the markup
@@ -14,8 +19,9 @@
 =============================  ===========================================================
 
 Ad titles, queries, profiles and responses are data, never instructions: titles, queries and
-profiles are JSON-encoded (quoted, newlines escaped, so they cannot start a ``# Section`` line),
-the response is put in a code fence longer than any backtick run inside it, and chat-template
+profiles are JSON-encoded (quoted, newlines escaped, so they cannot start a ``# Section`` line; the
+compact list writes titles as markup, which ``Ad`` validation keeps free of ``@``, ``[``, ``]`` and
+newlines), the response is put in a code fence longer than any backtick run inside it, and chat-template
 control sequences (``<|``) inside data are broken up (``< |``). Templates are assembled by
 concatenation, so braces in data are inert. Every chat starts with an explicit system message
 (some chat templates insert their own default system prompt when there is none).
@@ -163,9 +169,8 @@ def ad_llm_chat(inst: AuctionInstance, style: str = "paper") -> Chat:
         body = "\n".join([
             "Answer the question. You may add relevant ads as @Title@[ID], copied exactly from the list. "
             "Clicks pay the bid; too many ads annoy the user.",
-            "Ads [ID, title, bid]:",
-            "\n".join(_safe(json.dumps([a.ad_id, a.title, _bid(b)], ensure_ascii=False))
-                      for a, b in zip(inst.ads, inst.bids)),
+            "Ads (markup to copy, then bid):",
+            "\n".join(f"{_safe(render(a))} bid {_bid(b)}" for a, b in zip(inst.ads, inst.bids)),
             f"Right: the {render(ex)} holds it. Wrong: @{ex.title}@ or @{ex.title.split()[-1]}@[{ex.ad_id}]"
             " (example ad, not in the list).",
             f"User: {_quote(inst.user.describe())}",
