@@ -1,11 +1,13 @@
 """Probe an Ad-LLM: format, insertion rate, placement, click probability, bid blindness and answer
 quality on test-split queries, for several policies side by side.
 
-Each row is ``name=model[:aid]``: ``model`` is a model id for the transformers backend
-(``embedded`` = the shipped default with its warm start, ``embedded-base`` = the raw SmolLM2, or a
-folder) and ``aid`` one of ``benchmarks.aid_probe``'s aids (``constrained`` = constrained ad
-markup only; ``sentence:7:1`` = the quick IRPO preset's open bias after the first sentence, one ad
-at most). Every row answers the same instances (``--n-queries`` test queries, ``--k-ads``
+Each row is ``name=model[:aid]``: ``model`` is a model id (``embedded`` = the shipped default with
+its warm start, ``embedded-base`` = the raw SmolLM2, or a folder) and ``aid`` one of
+``benchmarks.aid_probe``'s aids (``constrained`` = constrained ad markup only; ``sentence:7:1`` =
+the quick IRPO preset's open bias after the first sentence, one ad at most). Rows sample through
+the backend the mechanisms sample with (``--engine auto``: ``models.default_sampling_backend``, the
+llama.cpp engine for the embedded models when it is installed and the aid is one it can apply;
+the transformers backend for the open bias); the row records which backend ran. Every row answers the same instances (``--n-queries`` test queries, ``--k-ads``
 candidates, seeded bids) from the compact Ad-LLM prompt with the default sampling (0.7/0.8/20,
 128 new tokens) and the same seed.
 
@@ -28,6 +30,7 @@ the same config are reused, so an interrupted run resumes.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
 import subprocess
@@ -40,7 +43,6 @@ import numpy as np
 
 DEFAULT_ROWS = ("base=embedded-base,base+aid=embedded-base:sentence:7:1,warmstart=embedded,"
                 "warmstart+constrained=embedded:constrained")
-_BOUNDARY = re.compile(r"[.!?](?=\s|$)")
 
 
 def parse_row(spec: str) -> tuple[str, str, str]:
@@ -55,15 +57,13 @@ def parse_row(spec: str) -> tuple[str, str, str]:
 def response_facts(text: str, inst) -> dict:
     """Per-response facts from the response parsed once (``scoring.parse``): format errors, valid
     ids, bad positions of valid ads, the ad-free text."""
+    from llm_auction_env import parsing
     from llm_auction_env.scoring import parse
 
     found = parse(inst, text).placements
     valid = [p for p in found if p.valid and p.ad_id is not None]
     spans = [(p.start, p.end) for p in found]
-    masked = list(text)
-    for s, e in spans:  # markup characters never end a sentence
-        masked[s:e] = " " * (e - s)
-    first_end = next((m.end() for m in _BOUNDARY.finditer("".join(masked))), len(text))
+    first_end = next(iter(parsing.sentence_ends(text, found)), len(text))
     bad = []
     for p in valid:
         tail = text[p.end:]
@@ -192,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reference-row", default="base", help="row whose answer_sim the others are compared with")
     p.add_argument("--default-row", default="warmstart", help="row checked against the targets (default: %(default)s)")
     p.add_argument("--out", default="benchmarks/results/ad_llm_probe", help="output path without suffix")
+    p.add_argument("--engine", default="auto", choices=["auto", "transformers"],
+                   help="auto: sample as the mechanisms do (the engine where installed); transformers: always "
+                        "the transformers backend (default: %(default)s)")
     args = p.parse_args(argv)
 
     import torch
@@ -199,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.aid_probe import parse_aid
     from llm_auction_env.data import load_dataset
     from llm_auction_env.llm.base import Sampling
-    from llm_auction_env.llm.transformers_backend import TransformersBackend
+    from llm_auction_env.llm.models import BACKEND_CONFIGS, default_sampling_backend
     from llm_auction_env.prompts import ad_llm_chat
     from llm_auction_env.instances import make_instances
     from llm_auction_env.users.base import make_click_model
@@ -208,8 +211,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = [parse_row(s) for s in args.rows.split(",") if s.strip()]
+    insts = make_instances(load_dataset(), "test", args.n_queries, k_ads=args.k_ads, rng=args.seed)
+    chats = [ad_llm_chat(i, style="compact") for i in insts]
     config = {"n_queries": args.n_queries, "k_ads": args.k_ads, "max_new_tokens": args.max_new_tokens,
-              "seed": args.seed, "split": "test", "prompt_style": "compact", "sampling": [0.7, 0.8, 20]}
+              "seed": args.seed, "split": "test", "prompt_style": "compact", "sampling": [0.7, 0.8, 20],
+              "prompts_sha256_12": hashlib.sha256(json.dumps(chats).encode()).hexdigest()[:12]}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     json_path, resp_path = out.with_suffix(".json"), out.parent / f"{out.name}_responses.jsonl"
@@ -221,24 +227,25 @@ def main(argv: list[str] | None = None) -> int:
         commit = ""
     result = {"command": "python -m benchmarks.ad_llm_probe " + " ".join(sys.argv[1:] if argv is None else argv),
               "commit": commit, "config": config, "rows": {}}
-    insts = make_instances(load_dataset(), "test", args.n_queries, k_ads=args.k_ads, rng=args.seed)
-    chats = [ad_llm_chat(i, style="compact") for i in insts]
     users = make_click_model("semantic")
     sampling = Sampling(0.7, 0.8, 20, args.max_new_tokens, seed=args.seed)
     responses = [json.loads(x) for x in resp_path.read_text().splitlines()] if resp_path.is_file() and done else []
-    backends: dict[str, TransformersBackend] = {}
+    backend, backend_key = None, None
     for name, model, aid_text in rows:
-        key = {"model": model, "aid": aid_text}
+        aid = parse_aid(aid_text)
+        kw = {} if aid is None else {"constrain_ads": [i.ads for i in insts], "markup_aid": aid}
+        backend_config = (default_sampling_backend(model, markup_aid=aid, batch_size=args.batch_size)
+                          if args.engine == "auto" else BACKEND_CONFIGS["embedded"].replace(
+                              model=model, batch_size=args.batch_size))
+        key = {"model": model, "aid": aid_text, "backend": backend_config.backend}
         if name in done and all(done[name].get(k) == v for k, v in key.items()):
             result["rows"][name] = done[name]
         else:
-            aid = parse_aid(aid_text)
-            if model not in backends:
-                backends.clear()
-                backends[model] = TransformersBackend(model, batch_size=args.batch_size)
-            kw = {} if aid is None else {"constrain_ads": [i.ads for i in insts], "markup_aid": aid}
+            if backend_key != (model, backend_config.backend):
+                getattr(backend, "close", lambda: None)()
+                backend, backend_key = backend_config.make(), (model, backend_config.backend)
             t0 = time.perf_counter()
-            outs = backends[model].generate(chats, 1, sampling, progress=True, **kw)
+            outs = backend.generate(chats, 1, sampling, progress=True, **kw)
             seconds = time.perf_counter() - t0
             texts = [o[0].text for o in outs]
             probs = users.click_probs(list(zip(insts, texts)))

@@ -11,10 +11,11 @@ the same constrained ad markup) as in training; no extra inference cost over ``p
                             ``mechanisms/adapters/llm_auction_oracle`` (``llm_auction_oracle``), the
                             adapters shipped with the package (trained by ``llm-auction train
                             --preset quick``; see ``benchmarks/RESULTS_irpo.md``).
-``backend``                 ``None``: a transformers backend on ``model`` with the adapter loaded; a shared
-                            transformers backend (the leaderboard's): the adapter is put on it with
-                            ``load_adapter`` (the caller takes it off afterwards); any other TextBackend
-                            is used as is (it must already serve the trained policy)
+``backend``                 ``None``: ``models.default_sampling_backend`` on ``model`` with the adapter
+                            loaded (the llama.cpp engine when installed and the recorded aid allows it,
+                            else transformers); a shared backend that can ``load_adapter``: the adapter is
+                            put on it (the caller takes it off afterwards); any other TextBackend is used
+                            as is (it must already serve the trained policy)
 ``model``                   base model of the adapter (default ``"embedded"`` SmolLM2-135M-Instruct)
 ``prompt_style``,           default: as recorded in the export's ``config.json`` (else ``compact`` / off);
 ``constrain_ads``,          explicit values override
@@ -97,20 +98,26 @@ class LLMAuction:
         )
         self.config = cfg
         self.adapter = adapter_dir
-        if backend is None:
-            from llm_auction_env.llm import make_backend
+        if backend is None:  # sampled as everything else samples: the engine where it can apply the aid
+            from llm_auction_env.llm.models import default_sampling_backend
 
-            backend = make_backend("transformers", model=cfg.model, batch_size=cfg.batch_size, adapter=str(adapter_dir))
+            aid = self.markup_aid if cfg.constrain_ads else None
+            backend = default_sampling_backend(cfg.model, markup_aid=aid, batch_size=cfg.batch_size,
+                                               adapter=str(adapter_dir)).make()
         elif shared:
             backend.load_adapter(adapter_dir)
         self.backend = backend
         self.sampling = cfg.sampling
 
+    @property
+    def markup_aid(self) -> MarkupAid:
+        cfg = self.config
+        return MarkupAid(cfg.ad_open_bias, cfg.ad_open_after, cfg.max_ads)
+
     def allocate(self, batch: Sequence[AuctionInstance], rng: np.random.Generator) -> list[Allocation]:
         cfg = self.config
         return sample_ad_llm(self.backend, batch, rng, cfg.prompt_style, self.sampling, cfg.batch_size,
-                             constrain_ads=cfg.constrain_ads,
-                             markup_aid=MarkupAid(cfg.ad_open_bias, cfg.ad_open_after, cfg.max_ads))
+                             constrain_ads=cfg.constrain_ads, markup_aid=self.markup_aid)
 
     def payments(self, inst: AuctionInstance, alloc: Allocation, outcome: Outcome) -> np.ndarray:
         return first_price_per_click(inst, alloc, outcome)

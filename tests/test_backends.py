@@ -447,6 +447,11 @@ def test_default_sampling_backend(monkeypatch):
     monkeypatch.setattr(llama_server, "find_llama_server", lambda: Path("/bin/true"))
     assert models.default_sampling_backend().backend == "llamacpp"
     assert models.default_sampling_backend("some/other-model").backend == "transformers"
+    from llm_auction_env.llm.constrained import MarkupAid
+
+    assert models.default_sampling_backend(markup_aid=MarkupAid(max_ads=1)).backend == "llamacpp"  # a grammar bound
+    assert models.default_sampling_backend(markup_aid=MarkupAid(open_bias=7.0)).backend == "transformers"
+    assert models.default_sampling_backend(markup_aid=MarkupAid(open_after="sentence")).backend == "transformers"
     cfg = models.default_sampling_backend(batch_size=4)
     assert cfg.batch_size == 4 and cfg.options == {"gguf": "bf16"} and BACKEND_CONFIGS["llamacpp"].batch_size == 16
     monkeypatch.setattr(llama_server, "find_llama_server", lambda: None)

@@ -139,6 +139,14 @@ def test_normal_request_n_samples_and_body(server):
     assert be.stats["requests"] == 2 and be.stats["retries"] == 0
 
 
+def test_progress_bar_keeps_order_and_results(server, capsys):
+    be = backend(server, "ok")
+    plain = be.generate([CHAT] * 3, n=2, sampling=Sampling(seed=5))
+    shown = be.generate([CHAT] * 3, n=2, sampling=Sampling(seed=5), progress=True)
+    assert [[c.text for c in r] for r in shown] == [[c.text for c in r] for r in plain]
+    assert "3/3" in capsys.readouterr().err  # one bar step per finished request
+
+
 def test_round_robin_over_endpoints(server):
     be = backend(server, "ok", "flaky")
     be.max_retries = 0

@@ -53,7 +53,7 @@ from .base import BackendCapabilityError, Chat, Completion, Sampling
 from .chats import DEFAULT_SYSTEM_PROMPT
 from .llama_server import LlamaServer, LlamaServerError, lora_gguf
 from .models import EMBEDDED, EMBEDDED_BASE, WARMSTART_DIR, embedded_engine_gguf, embedded_tokenizer_path
-from .openai_backend import BackendRequestError, OpenAIBackend
+from .openai_backend import BackendRequestError, OpenAIBackend, gather
 
 SAMPLER_ORDER = ["top_k", "temperature", "top_p"]
 
@@ -82,6 +82,19 @@ def auto_threads() -> int:
     except OSError:
         return cores
     return max(1, min(cores, cores - int(round(load))))
+
+
+def unsupported_aid(markup_aid: Any) -> str | None:
+    """The part of a ``constrained.MarkupAid`` the engine cannot apply (``None``: all of it can).
+    The opening bias is a per-step logit change the server has no hook for; ``max_ads`` is a
+    grammar bound and works."""
+    if markup_aid is None:
+        return None
+    if getattr(markup_aid, "open_bias", 0.0):
+        return "MarkupAid.open_bias"
+    if getattr(markup_aid, "open_after", "start") != "start":
+        return "MarkupAid.open_after='sentence'"
+    return None
 
 
 class LlamaCppBackend(OpenAIBackend):
@@ -259,20 +272,18 @@ class LlamaCppBackend(OpenAIBackend):
         constrain_ads: Sequence[Sequence[Ad]] | None = None,
         markup_aid: Any = None,
         logit_bias: dict[int, float] | None = None,
+        progress: bool = False,
     ) -> list[list[Completion]]:
         """``n`` completions per chat (module docstring); ``constrain_ads``: one candidate list per chat;
-        ``logit_bias``: token id -> value added to its logit (before sampling and the grammar)."""
+        ``logit_bias``: token id -> value added to its logit (before sampling and the grammar);
+        ``progress``: a bar over finished requests."""
         sampling = sampling or self.sampling
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
-        max_ads = None
-        if markup_aid is not None:
-            if getattr(markup_aid, "open_bias", 0.0):
-                raise BackendCapabilityError(
-                    self.backend_name, "MarkupAid.open_bias", "use the transformers backend for the opening aid")
-            if getattr(markup_aid, "open_after", "start") != "start":
-                raise BackendCapabilityError(self.backend_name, "MarkupAid.open_after='sentence'")
-            max_ads = markup_aid.max_ads
+        lacking = unsupported_aid(markup_aid)
+        if lacking:
+            raise BackendCapabilityError(self.backend_name, lacking, "use the transformers backend for the opening aid")
+        max_ads = None if markup_aid is None else markup_aid.max_ads
         if constrain_ads is not None and len(constrain_ads) != len(prompts):
             raise ValueError(f"constrain_ads has {len(constrain_ads)} lists for {len(prompts)} prompts")
         from concurrent.futures import ThreadPoolExecutor
@@ -291,7 +302,7 @@ class LlamaCppBackend(OpenAIBackend):
                 jobs.append((i, k, seed, extra))
         with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
             futures = [pool.submit(self._one, prompts[i], k, sampling, seed, extra) for i, k, seed, extra in jobs]
-            done = [f.result() for f in futures]
+            done = gather(futures, progress)
         out: list[list[Completion]] = [[] for _ in prompts]
         for (i, _, _, _), comps in zip(jobs, done):
             out[i].extend(comps)
@@ -305,4 +316,4 @@ class LlamaCppBackend(OpenAIBackend):
         return out
 
 
-__all__ = ["LlamaCppBackend", "LlamaServerError", "trim_unfinished"]
+__all__ = ["LlamaCppBackend", "LlamaServerError", "trim_unfinished", "unsupported_aid"]

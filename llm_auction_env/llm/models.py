@@ -301,18 +301,21 @@ ENGINE_ENV = "LLM_AUCTION_ENGINE"
 """Environment variable that forces the sampling backend: ``transformers`` or ``llamacpp``."""
 
 
-def default_sampling_backend(model: str = EMBEDDED, **changes: Any) -> ModelConfig:
+def default_sampling_backend(model: str = EMBEDDED, markup_aid: Any = None, **changes: Any) -> ModelConfig:
     """The config to *sample* from ``model`` with: the llama.cpp engine (``BACKEND_CONFIGS["llamacpp"]``) for
-    the embedded model when ``llama-server`` is installed, else the transformers backend
+    the embedded model when ``llama-server`` is installed and can apply ``markup_aid`` (a
+    ``constrained.MarkupAid``; the engine lacks the opening bias), else the transformers backend
     (``BACKEND_CONFIGS["embedded"]``). ``$LLM_AUCTION_ENGINE`` (``transformers`` / ``llamacpp``) overrides the
     choice; ``changes`` are applied to the chosen config (e.g. ``sampling=``, ``batch_size=``).
     Training and scoring log-probabilities for a trainer stay on the transformers backend."""
+    from .llamacpp_backend import unsupported_aid
+
     forced = os.environ.get(ENGINE_ENV, "").strip().lower()
     if forced not in ("", "transformers", "llamacpp"):
         raise ValueError(f"${ENGINE_ENV} must be 'transformers' or 'llamacpp', got {forced!r}")
     if forced == "llamacpp":
         use_engine = True
-    elif forced == "transformers" or str(model) not in (EMBEDDED, EMBEDDED_BASE):
+    elif forced == "transformers" or str(model) not in (EMBEDDED, EMBEDDED_BASE) or unsupported_aid(markup_aid):
         use_engine = False
     else:
         from .llama_server import find_llama_server

@@ -70,6 +70,19 @@ class _NoPromptLogprobs(Exception):
     """An echo response without a log-prob for every prompt token."""
 
 
+
+def gather(futures: Sequence[Any], progress: bool = False) -> list[Any]:
+    """The futures' results in order; with ``progress`` a bar advances as each request finishes."""
+    if progress:
+        from concurrent.futures import as_completed
+
+        from tqdm.auto import tqdm
+
+        for _ in tqdm(as_completed(futures), total=len(futures), desc="generate", unit="request"):
+            pass
+    return [f.result() for f in futures]
+
+
 class OpenAIBackend(BaseBackend):
     """Chat completions against one or more OpenAI-compatible servers (see module docstring)."""
 
@@ -290,7 +303,10 @@ class OpenAIBackend(BaseBackend):
         *,
         constrain_ads: Sequence[Sequence[Any]] | None = None,
         markup_aid: Any = None,
+        progress: bool = False,
     ) -> list[list[Completion]]:
+        """``n`` completions per chat, one request per chat, ``max_concurrency`` at a time
+        (``progress``: a bar over finished requests)."""
         self.check_generate_options(constrain_ads, markup_aid)
         sampling = sampling or self.sampling
         if n < 1:
@@ -298,7 +314,7 @@ class OpenAIBackend(BaseBackend):
         seeds = [None if sampling.seed is None else sampling.seed + i for i in range(len(prompts))]
         with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
             futures = [pool.submit(self._one, chat, n, sampling, s) for chat, s in zip(prompts, seeds)]
-            return [f.result() for f in futures]
+            return gather(futures, progress)
 
     # ------------------------------------------------------------------ scoring
     def _completion_ids(self, completion: str | Completion) -> list[int]:
