@@ -94,3 +94,15 @@ def error_counts(found: Sequence[Placement]) -> Counter:
 def render(ad: Ad) -> str:
     """The exact markup that inserts ``ad`` validly."""
     return f"@{ad.title}@[{ad.ad_id}]"
+
+
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
+
+
+def sentence_ends(text: str, found: Sequence[Placement] = ()) -> list[int]:
+    """Offsets just past each sentence end of ``text`` (``.``, ``!`` or ``?`` before white space or
+    the end of the text), ignoring any inside the markup spans ``found`` (titles may hold dots)."""
+    masked = list(text)
+    for p in found:
+        masked[p.start:p.end] = " " * (p.end - p.start)
+    return [m.end() for m in _SENTENCE_END.finditer("".join(masked))]

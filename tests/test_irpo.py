@@ -209,3 +209,91 @@ def test_historical_click_log_joins_the_first_pctr_fit(tiny_llama, tmp_path):
     comps.historical_instances = None
     with pytest.raises(ValueError, match="historical_instances"):
         IRPO(config(tmp_path / "h2", historical_queries=2), comps).phase_pctr(1, rows)
+
+
+def test_sampling_goes_through_the_engine_one_server_per_policy(tiny_llama, tmp_path):
+    """With ``Components.engine`` the samples phase samples through it (base + the policy's LoRA),
+    one engine per policy, each stopped when the policy changes and the last when training ends."""
+    made, closed, calls = [], [], []
+    comps = components(tiny_llama)
+    irpo = IRPO(config(tmp_path / "run", epochs=2, reward="oracle"), comps)
+
+    class FakeEngine:  # serves the adapter through the tiny model's transformers backend
+        def __init__(self, adapter):
+            self.adapter = adapter
+            made.append(adapter)
+
+        def generate(self, *args, **kwargs):
+            calls.append(self.adapter)
+            return irpo.backend(self.adapter).generate(*args, **kwargs)
+
+        def close(self):
+            closed.append(self.adapter)
+
+    comps.engine = FakeEngine
+    irpo.train()
+    policy_1 = str(tmp_path / "run" / "epoch_01" / "policy")
+    assert made == [None, policy_1] and calls == [None, policy_1]
+    assert closed == made  # epoch 1's engine stopped before epoch 2's started; the last at the end
+
+
+SWAP_ADS = (Ad("Ad-11", "Trail Shoes", "shoes"), Ad("Ad-12", "Water Bottle", "bottles"), Ad("Ad-13", "Desk Lamp", "lamps"))
+SWAP_INST = AuctionInstance("How do I start trail running?", UserProfile("u", "runner"), SWAP_ADS, np.array([10.0, 80.0, 40.0]))
+
+
+def test_ad_variants_differ_only_in_the_inserted_ad():
+    from mechanisms.training.irpo import ad_variants
+
+    text = f"Start slowly on flat trails. For grip, try {parsing.render(SWAP_ADS[0])} on wet days. Rest often."
+    variants = ad_variants(SWAP_INST, text)
+    assert variants[0] == ("Ad-11", text) and [a for a, _ in variants] == ["Ad-11", "Ad-12", "Ad-13", None]
+    for ad_id, v in variants[1:3]:
+        ad = next(a for a in SWAP_ADS if a.ad_id == ad_id)
+        assert v.replace(parsing.render(ad), "X") == text.replace(parsing.render(SWAP_ADS[0]), "X")
+        assert parsing.valid_ids(parsing.placements(v, SWAP_ADS)) == [ad_id]
+    assert variants[3][1] == "Start slowly on flat trails. Rest often."  # the ad's sentence removed
+    # no variants for answers without exactly one clean insertion
+    two = f"Try {parsing.render(SWAP_ADS[0])}. Or {parsing.render(SWAP_ADS[1])}."
+    assert ad_variants(SWAP_INST, "No ads here.") == [] and ad_variants(SWAP_INST, two) == []
+    assert ad_variants(SWAP_INST, f"Try {parsing.render(SWAP_ADS[0])}. Bad @X@[Ad-99].") == []
+    # an answer that is only the ad's sentence has no no-ad variant
+    assert [a for a, _ in ad_variants(SWAP_INST, f"Try {parsing.render(SWAP_ADS[1])}.")] == ["Ad-12", "Ad-11", "Ad-13"]
+
+
+def test_swap_pairs_prefer_the_highest_expected_revenue():
+    from llm_auction_env.reward import RewardConfig
+    from mechanisms.training.irpo import swap_pairs
+
+    text = f"Start slowly on flat trails. For grip, try {parsing.render(SWAP_ADS[0])} on wet days. Rest often."
+
+    def ctr(batch):  # same click probability for every ad: bid x 0.5 decides
+        return [{i: 0.5 for i in parsing.valid_ids(parsing.placements(y, inst.ads))} for inst, y in batch]
+
+    pairs = swap_pairs(SWAP_INST, text, ctr, RewardConfig(), delta_th=1.0)
+    assert pairs and all(p["ad_w"] == "Ad-12" for p in pairs)  # bid 80: 40 - 10 = 30 expected reward
+    assert [p["ad_l"] for p in pairs] == ["Ad-11", None, "Ad-13"]  # 5-10, 0, 20-10: largest gap first
+    assert pairs[0]["r_w"] == pytest.approx(30.0) and pairs[0]["r_l"] == pytest.approx(-5.0)
+    assert swap_pairs(SWAP_INST, text, ctr, RewardConfig(), delta_th=100.0) == []
+    assert len(swap_pairs(SWAP_INST, text, ctr, RewardConfig(), delta_th=1.0, max_pairs=1)) == 1
+
+
+def test_swap_pair_epoch_trains_on_pairs_that_differ_only_in_the_ad(tiny_llama, tmp_path):
+    """One oracle epoch with ``pair_kind="swap"`` on the tiny model: every pair written differs from
+    its partner only in the inserted ad (or the ad's sentence), and DPO trains on them."""
+    comps = components(tiny_llama)
+    irpo = IRPO(config(tmp_path / "run", reward="oracle", pair_kind="swap", max_ads=1, ad_open_bias=50.0,
+                       max_new_tokens=24, max_pairs_per_query=2), comps)
+    history = irpo.train()
+    pairs = [json.loads(x) for x in (tmp_path / "run" / "epoch_01" / "pairs.jsonl").read_text().splitlines()]
+    assert pairs and all(p["kind"] == "swap" for p in pairs)
+    by_id = {a.ad_id: a for a in ADS}
+    for p in pairs:
+        inst = comps.instances[p["i"]]
+        chosen, rejected = parsing.placements(p["chosen"], inst.ads), parsing.placements(p["rejected"], inst.ads)
+        assert [x.ad_id for x in chosen if x.valid] == ([p["ad_w"]] if p["ad_w"] else [])
+        assert [x.ad_id for x in rejected if x.valid] == ([p["ad_l"]] if p["ad_l"] else [])
+        if p["ad_w"] and p["ad_l"]:
+            assert p["chosen"].replace(parsing.render(by_id[p["ad_w"]]), "X") == \
+                p["rejected"].replace(parsing.render(by_id[p["ad_l"]]), "X")
+        assert p["r_w"] - p["r_l"] > -1.0  # config's delta_th
+    assert history[0]["pairs_kept"] == len(pairs) and history[0]["dpo_steps"] >= 1

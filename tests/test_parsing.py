@@ -153,3 +153,13 @@ def test_rendered_candidates_parse_exactly(data):
     assert [(p.ad_id, p.error) for p in found] == [(a.ad_id, None) for a in chosen]
     for p in found:
         assert response[p.start:p.end] == p.text
+
+
+def test_sentence_ends_skip_dots_inside_markup():
+    from llm_auction_env.parsing import sentence_ends
+
+    ads = [Ad("Ad-7", "Dr. Bronner Soap No. 3", "soap")]
+    text = "Wash well. Try @Dr. Bronner Soap No. 3@[Ad-7] today! Done?"
+    assert sentence_ends(text) == [10, 19, 36, 52, 58]  # dots in the title count without the markup
+    assert sentence_ends(text, placements(text, ads)) == [10, 52, 58]
+    assert sentence_ends("No end here") == [] and sentence_ends("") == []

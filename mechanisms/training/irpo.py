@@ -16,6 +16,9 @@ e.g. the warm-start SFT of ``mechanisms/training/warmstart.py``):
    Eq. 8 where the click c_i is replaced by the reward model's click probability (Eq. 5).
 4. **pairs**: winner = argmax reward; losers = responses with r_w - r_l > ``delta_th`` (10);
    at most ``max_pairs_per_query`` losers per query, largest gap first (ours; 0 = all, the paper).
+   ``pair_kind="swap"`` (ours) pairs counterfactual versions of each sampled answer instead: the
+   inserted ad replaced by every other candidate, or its sentence removed (no ad), scored with the
+   same reward model, so chosen and rejected differ only in the allocation (``ad_variants``).
 5. **dpo**: TRL ``DPOTrainer`` (sigmoid loss, beta 0.1) on the pairs. With ``lora_r > 0`` (CPU) a
    fresh LoRA is trained on top of pi_{t-1}, whose weights are the merged policy, so peft's
    adapter-disabled model *is* pi_{t-1}: the reference is always the previous epoch's policy, as in
@@ -48,6 +51,12 @@ starts from a historical template click log of 300 other training queries). Its 
 not the paper's 10: with alpha = 10 an ad-free answer scores 0 and an unclicked ad -10, so at
 delta_th = 10 no pair could ever prefer "no ad" to a useless ad.
 
+Sampling (deploy and samples phases) goes through ``models.default_sampling_backend`` when
+``sampler="auto"``: the llama.cpp engine serving ``model`` plus the policy's LoRA (one server per
+policy, stopped when the epoch's policy changes and at the end), unless the aid needs the
+transformers backend (the open bias); ``sampler="transformers"`` samples the merged policy in torch.
+The pairs' prompts, DPO and its log-probs always run in torch.
+
 Multi-GPU / at scale (same code): sampling goes through any text backend; with vLLM installed set
 ``backend="vllm"`` (docs/design.md, embedded defaults and scale). The DPO phase runs under Accelerate unchanged::
 
@@ -67,6 +76,7 @@ import copy
 import dataclasses
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -77,7 +87,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from llm_auction_env import scoring
+from llm_auction_env import parsing, scoring
 from llm_auction_env.reward import RewardConfig
 from llm_auction_env.instances import fresh_bids
 from llm_auction_env.atomic import atomic_dir, atomic_write_text
@@ -120,6 +130,10 @@ class IRPOConfig:
     """psi_0 (``--reward pctr``): every pCTR update also trains on a historical click log of template
     answers to this many other training-split queries (``pctr.historical_log``; 0 = none)."""
     # sampling (paper Ad-LLM: 0.7 / 0.8 / 20)
+    sampler: str = "auto"
+    """Backend of the deploy and samples phases: ``auto`` = ``models.default_sampling_backend`` (the
+    llama.cpp engine serving ``model`` + the policy's LoRA, when installed and the aid allows it),
+    ``transformers`` = the merged policy in torch. DPO and its log-probs always run in torch."""
     k_deploy: int = 4
     m_samples: int = 4
     sampling: Sampling = field(default_factory=lambda: Sampling(max_new_tokens=96))
@@ -128,6 +142,10 @@ class IRPOConfig:
     reward_config: RewardConfig = field(default_factory=RewardConfig)
     delta_th: float = 10.0
     max_pairs_per_query: int = 2
+    pair_kind: str = "full"
+    """``full``: the paper's pairs of independently sampled responses; ``swap``: counterfactual
+    versions of one sampled answer that differ only in the inserted ad (each other candidate in its
+    place, or its sentence removed: no ad), so the DPO margin sits on the allocation (``ad_variants``)."""
     # DPO
     beta: float = 0.1
     learning_rate: float = 5e-5
@@ -164,6 +182,10 @@ class IRPOConfig:
         if isinstance(self.reward_config, dict):
             self.reward_config = RewardConfig(**self.reward_config)
         self.lora_targets = tuple(self.lora_targets)
+        if self.pair_kind not in ("full", "swap"):
+            raise ValueError(f"pair_kind must be 'full' or 'swap', got {self.pair_kind!r}")
+        if self.sampler not in ("auto", "transformers"):
+            raise ValueError(f"sampler must be 'auto' or 'transformers', got {self.sampler!r}")
         if self.reward not in ("pctr", "oracle"):
             raise ValueError(f"reward must be 'pctr' or 'oracle', got {self.reward!r}")
         if self.m_samples < 2:
@@ -196,13 +218,16 @@ class Components:
     pctr_encoder: Any = None
     historical_instances: Callable[[int], list[AuctionInstance]] | None = None
     """``n -> n`` instances for the historical click log (other training-split queries)."""
+    engine: Callable[[str | None], Any] | None = None
+    """``policy adapter -> sampling backend`` serving the base model + that LoRA (the llama.cpp
+    engine); ``None``: sample from the merged policy with the transformers backend."""
 
 
 def build_components(cfg: IRPOConfig) -> Components:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from llm_auction_env.data import load_dataset
-    from llm_auction_env.llm.models import resolve_model_path
+    from llm_auction_env.llm.models import default_sampling_backend, resolve_model_path
     from llm_auction_env.prompts import ad_llm_chat
     from llm_auction_env.instances import make_instances
 
@@ -215,12 +240,18 @@ def build_components(cfg: IRPOConfig) -> Components:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
         return model, AutoTokenizer.from_pretrained(path)
 
+    engine = None
+    aid = cfg.markup_aid if cfg.constrain_ads else None
+    if cfg.sampler == "auto" and cfg.lora_r > 0 and default_sampling_backend(cfg.model, markup_aid=aid).backend == "llamacpp":
+        def engine(adapter: str | None):
+            return default_sampling_backend(cfg.model, markup_aid=aid, adapter=adapter).make()
     return Components(
         instances=instances,
         click_model=_click_model(cfg.click_model),
         chat=lambda inst: ad_llm_chat(inst, style=cfg.prompt_style),
         load_base=load_base,
         historical_instances=lambda n: make_instances(dataset, "train", n, cfg.k_ads, rng=cfg.seed + 1),
+        engine=engine,
     )
 
 
@@ -263,6 +294,46 @@ def preference_pairs(rewards: Sequence[float], delta_th: float, max_pairs: int =
     if max_pairs > 0:
         losers = losers[:max_pairs]
     return [(w, l) for l in losers]
+
+
+def ad_variants(inst: AuctionInstance, response: str) -> list[tuple[str | None, str]]:
+    """Counterfactual versions of ``response`` that differ only in the ad it inserts, as
+    ``[(ad id or None, text)]`` with the response itself first: every other candidate's markup in
+    the place of the inserted one, and the response without the sentence holding it (no ad). Only
+    a response with exactly one insertion, valid, and no format error has variants (else ``[]``);
+    the no-ad variant is left out when that sentence is the whole answer."""
+    parsed = scoring.parse(inst, response)
+    if parsed.n_errors or len(parsed.placements) != 1:
+        return []
+    (p,) = parsed.placements
+    out: list[tuple[str | None, str]] = [(p.ad_id, response)]
+    for ad in inst.ads:
+        if ad.ad_id != p.ad_id:
+            out.append((ad.ad_id, response[:p.start] + parsing.render(ad) + response[p.end:]))
+    ends = parsing.sentence_ends(response, parsed.placements)
+    start = max([e for e in ends if e <= p.start], default=0)
+    end = min([e for e in ends if e >= p.end], default=len(response))
+    without = re.sub(r"\s+", " ", response[:start] + response[end:]).strip()
+    if without:
+        out.append((None, without))
+    return out
+
+
+def swap_pairs(
+    inst: AuctionInstance, response: str, reward_model: Callable[[list[tuple[AuctionInstance, str]]], list[dict[str, float]]],
+    reward_config: RewardConfig, delta_th: float, max_pairs: int = 0,
+) -> list[dict]:
+    """Preference pairs among :func:`ad_variants` of one sampled ``response``, scored with Eq. 5
+    under ``reward_model`` (pCTR or exact click probabilities) and paired by
+    :func:`preference_pairs`: chosen and rejected share every word but the allocation."""
+    variants = ad_variants(inst, response)
+    if len(variants) < 2:
+        return []
+    pairs = [(inst, text) for _, text in variants]
+    rewards = [r["reward"] for r in score_responses(pairs, reward_model(pairs), reward_config)]
+    return [{"chosen": variants[w][1], "rejected": variants[l][1], "r_w": rewards[w], "r_l": rewards[l],
+             "ad_w": variants[w][0], "ad_l": variants[l][0]}
+            for w, l in preference_pairs(rewards, delta_th, max_pairs)]
 
 
 def score_responses(
@@ -318,6 +389,7 @@ class IRPO:
         self.hook = hook
         self.run = Path(cfg.run_dir)
         self._policy: tuple[Any, Any, str | None] | None = None  # (model, tokenizer, policy source)
+        self._engine: tuple[Any, str | None] | None = None  # (engine backend, the adapter it serves)
 
     # -- paths
     def epoch_dir(self, t: int) -> Path:
@@ -353,13 +425,30 @@ class IRPO:
         return model, tokenizer
 
     def backend(self, source: str | None):
+        """The transformers backend on the merged policy (scoring, chat rendering; sampling without an engine)."""
         from llm_auction_env.llm.transformers_backend import TransformersBackend
 
         model, tokenizer = self.load_policy(source)
         return TransformersBackend.from_model(model, tokenizer, batch_size=self.cfg.gen_batch_size)
 
+    def sampler(self, source: str | None):
+        """The backend the policy is sampled with: the engine serving the base + the policy's LoRA
+        (one server per policy, stopped when the policy changes or training ends), or ``backend``."""
+        if self.comps.engine is None or (source is not None and not (Path(source) / "adapter_config.json").exists()):
+            return self.backend(source)
+        if self._engine is None or self._engine[1] != source:
+            self.close()
+            self._engine = (self.comps.engine(source), source)
+        return self._engine[0]
+
+    def close(self) -> None:
+        """Stop the sampling engine, if one runs."""
+        if self._engine is not None:
+            getattr(self._engine[0], "close", lambda: None)()
+            self._engine = None
+
     def sample(self, source: str | None, instances: Sequence[AuctionInstance], n: int, seed: int) -> list[list[str]]:
-        backend = self.backend(source)
+        backend = self.sampler(source)
         chats = [self.comps.chat(inst) for inst in instances]
         kwargs = {"constrain_ads": [inst.ads for inst in instances], "markup_aid": self.cfg.markup_aid} \
             if self.cfg.constrain_ads else {}
@@ -437,20 +526,34 @@ class IRPO:
             rows.append(row)
         return rows
 
-    def phase_pairs(self, rows: list[dict], source: str | None) -> list[dict]:
+    def phase_pairs(self, t: int, rows: list[dict], source: str | None) -> list[dict]:
+        """Pairs of the sampled responses (``pair_kind="full"``, the paper) or, with ``"swap"``, of
+        counterfactual ad swaps within each sampled answer (:func:`swap_pairs`, the epoch's reward
+        model), at most ``max_pairs_per_query`` per query either way."""
+        cfg = self.cfg
         backend = self.backend(source)
         by_query: dict[int, list[dict]] = {}
         for r in rows:
             by_query.setdefault(r["i"], []).append(r)
+        reward_model = self.reward_model(t) if cfg.pair_kind == "swap" else None
         out = []
         for i, group in sorted(by_query.items()):
             inst = self.comps.instances[i].with_bids(group[0]["bids"])
             prompt = backend.chat_text(self.comps.chat(inst))
-            for w, l in preference_pairs([g["reward"] for g in group], self.cfg.delta_th, self.cfg.max_pairs_per_query):
+            if cfg.pair_kind == "swap":
+                found: list[dict] = []
+                for g in group:
+                    found += swap_pairs(inst, g["response"], reward_model, cfg.reward_config, cfg.delta_th,
+                                        cfg.max_pairs_per_query)
+                found.sort(key=lambda p: -(p["r_w"] - p["r_l"]))  # largest gap first, over all answers
+                cap = cfg.max_pairs_per_query or len(found)
+                out += [{"i": i, "prompt": prompt, "kind": "swap", **p} for p in found[:cap]]
+                continue
+            for w, l in preference_pairs([g["reward"] for g in group], cfg.delta_th, cfg.max_pairs_per_query):
                 if group[w]["response"] == group[l]["response"]:
                     continue
-                out.append({"i": i, "prompt": prompt, "chosen": group[w]["response"], "rejected": group[l]["response"],
-                            "r_w": group[w]["reward"], "r_l": group[l]["reward"]})
+                out.append({"i": i, "prompt": prompt, "kind": "full", "chosen": group[w]["response"],
+                            "rejected": group[l]["response"], "r_w": group[w]["reward"], "r_l": group[l]["reward"]})
         return out
 
     def phase_dpo(self, t: int, source: str | None, pairs: list[dict]) -> dict:
@@ -530,6 +633,12 @@ class IRPO:
             self.hook(t, phase)
 
     def train(self) -> list[dict]:
+        try:
+            return self._train()
+        finally:
+            self.close()
+
+    def _train(self) -> list[dict]:
         cfg = self.cfg
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -571,7 +680,7 @@ class IRPO:
             samples = _read_jsonl(ep / "samples.jsonl")
             m.update(summarize_samples(samples))
             if not self._done(t, "pairs"):
-                _write_jsonl(ep / "pairs.jsonl", self.phase_pairs(samples, source))
+                _write_jsonl(ep / "pairs.jsonl", self.phase_pairs(t, samples, source))
                 self._after(t, "pairs")
             pairs = _read_jsonl(ep / "pairs.jsonl")
             m["pairs_kept"] = len(pairs)
