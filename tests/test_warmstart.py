@@ -183,11 +183,11 @@ def test_shipped_default_inserts_valid_ads_on_test_queries():
     outs = backend.generate([ad_llm_chat(i, style="compact") for i in insts], 1,
                             Sampling(0.7, 0.8, 20, 96, seed=11))
     facts = [response_facts(o[0].text, i) for o, i in zip(outs, insts)]
-    # The shipped warm start (half an epoch of SFT) inserts valid ads in ~17% of answers with ~59%
-    # free of format errors (benchmarks/results/ad_llm_probe.md; the raw base: 0% / 98%): these
-    # bounds are what it does reliably, not the targets, which it misses.
+    # The shipped warm start inserts valid ads in 50% of answers, 98% free of format errors, on 100
+    # test queries (benchmarks/results/ad_llm_probe.md; the raw base: 0% / 98%); this seeded run
+    # gave 6/8 and 7/8. The bounds leave binomial room (P(<= 1 of 8 | 0.5) = 3.5%).
     n_valid = sum(bool(f["ids"]) for f in facts)
     n_clean = sum(f["errors"] == 0 for f in facts)
     print(f"valid insertions {n_valid}/8, error-free {n_clean}/8")
-    assert n_valid >= 1  # valid insertions of candidates
-    assert n_clean >= 4
+    assert n_valid >= 2  # valid insertions of candidates
+    assert n_clean >= 6

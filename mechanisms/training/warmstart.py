@@ -15,14 +15,14 @@ already does (and picks plausible ads) but ignores bids. This module builds that
    The prompt is the Ad-LLM prompt the mechanisms use (``prompts.ad_llm_chat``; compact style,
    a share in the paper style);
 3. **SFT** -- TRL ``SFTTrainer`` with a LoRA adapter, prompt-completion data (loss on the answer
-   only), fp32 on CPU, checkpointed every ``save_steps``;
+   only), bf16 autocast on CPU (LoRA weights fp32), checkpointed every ``save_steps``;
 4. **export** -- the adapter (``adapter_config.json`` + ``adapter_model.safetensors``) to
    ``--adapter-out`` (the package's ``llm_auction_env/llm/warmstart``), and the loss curve.
 
 Every stage is resumable: answers are appended to ``answers.jsonl`` as they are made, demos are
 rebuilt from them deterministically, and training resumes from the last Trainer checkpoint.
 
-    llm-auction warmstart [--out benchmarks/results/warmstart] [--n-instances 640] [--stage all]
+    llm-auction warmstart [--out benchmarks/results/warmstart] [--n-instances 800] [--stage all]
 """
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ PACKAGE_ADAPTER = Path(__file__).resolve().parents[2] / "llm_auction_env" / "llm
 class WarmStartConfig:
     """Sizes, seeds and hyper-parameters of the warm start (ours: the paper has no SFT stage)."""
 
-    n_instances: int = 400
+    n_instances: int = 800
     k_ads: int = 10
     seed: int = 2026
     paper_share: float = 0.0
@@ -66,7 +66,7 @@ class WarmStartConfig:
     top_candidates: int = 3
     no_ad_share: float = 0.25
     # SFT
-    epochs: float = 1.0
+    epochs: float = 2.0
     learning_rate: float = 1e-3
     per_device_batch: int = 4
     grad_accum: int = 1
@@ -76,7 +76,9 @@ class WarmStartConfig:
     lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
     lora_top_layers: int | None = 15
     """LoRA on the top this-many decoder layers only (None: all): backward stops there (~1.5x faster)."""
-    save_steps: int = 5
+    save_steps: int = 10
+    bf16: bool = True
+    """bf16 autocast for the SFT forward/backward (LoRA weights and optimiser stay fp32)."""
     threads: int | None = None
     extra: dict = field(default_factory=dict)
 
@@ -115,10 +117,10 @@ def generate_answers(cfg: WarmStartConfig, insts: Sequence[AuctionInstance], pat
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))  # drop a torn last line
     if len(rows) >= len(insts):
         return rows[: len(insts)]
-    if backend is None:
-        from llm_auction_env.llm.transformers_backend import TransformersBackend
+    if backend is None:  # sampled as the mechanisms sample: the engine where installed
+        from llm_auction_env.llm.models import EMBEDDED_BASE, default_sampling_backend
 
-        backend = TransformersBackend("embedded-base", batch_size=cfg.gen_batch_size)
+        backend = default_sampling_backend(EMBEDDED_BASE, batch_size=cfg.gen_batch_size).make()
     bs = cfg.gen_batch_size
     bar = tqdm(total=len(insts), initial=len(rows), desc="base answers", unit="answer")
     with path.open("a") as fh:
@@ -312,7 +314,7 @@ def prompt_text(tokenizer, chat) -> str:
 def train_sft(cfg: WarmStartConfig, model, tokenizer, demos: Sequence[dict], work: Path,
               max_steps: int = -1, progress: bool = True):
     """LoRA SFT with TRL's ``SFTTrainer`` on prompt-completion text (loss on the completion only;
-    TRL appends the end token ``<|im_end|>`` to each completion), fp32, CPU, no gradient
+    TRL appends the end token ``<|im_end|>`` to each completion), bf16 autocast if ``cfg.bf16``, CPU, no gradient
     checkpointing. Checkpoints every ``cfg.save_steps`` steps under ``work`` and resumes from the
     newest one. Returns the trainer (its ``model`` is the peft model)."""
     import torch
@@ -327,7 +329,7 @@ def train_sft(cfg: WarmStartConfig, model, tokenizer, demos: Sequence[dict], wor
     args = TRLSFTConfig(
         output_dir=str(work), num_train_epochs=cfg.epochs, max_steps=max_steps, learning_rate=cfg.learning_rate,
         lr_scheduler_type="constant_with_warmup", warmup_steps=3, per_device_train_batch_size=cfg.per_device_batch,
-        gradient_accumulation_steps=cfg.grad_accum, max_length=cfg.max_length, bf16=False, fp16=False,
+        gradient_accumulation_steps=cfg.grad_accum, max_length=cfg.max_length, bf16=cfg.bf16, fp16=False,
         use_cpu=not torch.cuda.is_available(), activation_checkpointing=False, logging_steps=1,
         save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=2, report_to="none", seed=cfg.seed,
         data_seed=cfg.seed, completion_only_loss=True, dataloader_num_workers=0, disable_tqdm=not progress,
@@ -357,6 +359,8 @@ def export_adapter(peft_model, target: Path) -> Path:
         shutil.copyfile(tmp / name, target / name)
     cfg = json.loads((target / "adapter_config.json").read_text())
     cfg["base_model_name_or_path"] = "SmolLM2-135M-Instruct"  # not this machine's cache path
+    if isinstance(cfg.get("target_modules"), list):  # peft writes a set: fix the order, so the bytes
+        cfg["target_modules"] = sorted(cfg["target_modules"])  # (and the merge cache's hash) repeat
     (target / "adapter_config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
     shutil.rmtree(tmp, ignore_errors=True)
     return target
@@ -402,6 +406,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="share of instances whose best candidate is deemed irrelevant (sets the threshold)")
     p.add_argument("--max-steps", type=int, default=-1, help="stop SFT after this many steps (default: epochs)")
     p.add_argument("--seed", type=int, default=WarmStartConfig.seed)
+    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=WarmStartConfig.bf16,
+                   help="bf16 autocast in SFT (2.1x faster here: 9 vs 19 s per step, same losses; default: %(default)s)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = p.parse_args(argv)
 
@@ -411,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     cfg = WarmStartConfig(n_instances=args.n_instances, epochs=args.epochs, learning_rate=args.lr,
                           lora_r=args.lora_r, lora_alpha=2 * args.lora_r, no_ad_share=args.no_ad_share,
-                          seed=args.seed, threads=args.threads)
+                          seed=args.seed, bf16=args.bf16, threads=args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     timing_path = out / "metrics.json"
