@@ -146,7 +146,7 @@ def markdown(result: dict) -> str:
              f"{result['config']['n_queries']} test queries, {result['config']['k_ads']} candidates, "
              f"sampling 0.7/0.8/20, {result['config']['max_new_tokens']} new tokens, compact prompt, seed "
              f"{result['config']['seed']}. Brackets: 95% bootstrap intervals.\n",
-             "| row | model | aid | " + " | ".join(cols) + " |", "|" + " --- |" * (len(cols) + 3)]
+             "| row | model | aid | backend | " + " | ".join(cols) + " |", "|" + " --- |" * (len(cols) + 4)]
     for name, r in result["rows"].items():
         m = r["metrics"]
         cells = []
@@ -157,7 +157,7 @@ def markdown(result: dict) -> str:
             if m.get(f"{c}_ci") and m[f"{c}_ci"][0] is not None and np.isfinite(m[f"{c}_ci"][0]):
                 cell += f" [{m[c + '_ci'][0]:.2f}, {m[c + '_ci'][1]:.2f}]"
             cells.append(cell)
-        lines.append(f"| {name} | {r['model']} | {r['aid']} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | {r['model']} | {r['aid']} | {r.get('backend', 'transformers')} | " + " | ".join(cells) + " |")
     lines.append("\nTargets (shipped default, no aid): format_ok >= 0.95; insert_rate 0.40-0.85; ads_per_response "
                  "<= 1.5; bad_position <= 0.10; ctr >= 0.25; |bid_corr| <= 0.10; answer_sim_drop <= 0.05 (vs the "
                  "reference row); constrained: format_ok = 1.\n")
