@@ -27,7 +27,7 @@ engine: setup  ## build llama.cpp's llama-server (CPU) from the llama-cpp-python
 models: setup  ## convert the embedded Ad-LLM once into the local cache
 	$(VENV)/bin/llm-auction prepare-model
 
-demo: models
+demo: models engine  ## the demo samples through the engine (built once, like the venv)
 	$(VENV)/bin/llm-auction demo
 
 test: setup engine

@@ -213,18 +213,21 @@ def label(name: str, mech: Any, cfg: LeaderboardConfig) -> str:
 
 
 def _fingerprint(name: str, cfg: LeaderboardConfig, mech: Any = None) -> str:
-    """Checkpoint key: the run config, the mechanism's kwargs and, for trained policies, the bytes of
-    the served adapter (so retrained weights at the same path never reuse old rows)."""
+    """Checkpoint key: the run config, the mechanism's kwargs, the model's weights
+    (``models.model_fingerprint``: the shipped warm start's hash for ``embedded``), the prompt
+    template and, for trained policies, the bytes of the served adapter, so a retrained model or a
+    changed prompt never reuses old rows."""
+    from llm_auction_env.llm.models import adapter_hash, model_fingerprint
+    from llm_auction_env.prompts import template_fingerprint
+
     keep = {k: v for k, v in asdict(cfg).items() if k not in ("out", "mechanisms", "n_boot", "resume", "mechanism_kwargs", "preset", "threads")}
     keep["mechanism_kwargs"] = cfg.mechanism_kwargs.get(name, {})
     keep["mechanism"] = name
+    keep["model_fingerprint"] = model_fingerprint(cfg.model)
+    keep["prompt_fingerprint"] = template_fingerprint(cfg.prompt_style)
     adapter = getattr(mech, "adapter", None)
     if adapter is not None:
-        digest = hashlib.sha256()
-        for f in sorted(Path(adapter).rglob("*")):
-            if f.is_file():
-                digest.update(f.name.encode() + f.read_bytes())
-        keep["adapter_sha256"] = digest.hexdigest()
+        keep["adapter_sha256"] = adapter_hash(adapter)
     return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

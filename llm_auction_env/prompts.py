@@ -193,6 +193,17 @@ def ad_llm_chat(inst: AuctionInstance, style: str = "paper") -> Chat:
     return [_system(AD_LLM_ROLE), _user(body)]
 
 
+def template_fingerprint(style: str = "paper") -> str:
+    """Short hash of the Ad-LLM and plain prompts of a fixed instance: it changes whenever a
+    template does (cached results keyed on it are not reused across prompt changes)."""
+    import hashlib
+
+    inst = AuctionInstance("Which gift suits a runner?", UserProfile("u-0", "A runner"),
+                           (Ad("Ad-1", "Trail Shoes", "shoes"), Ad("Ad-2", "Desk Lamp", "lamps")), (10.0, 20.5))
+    text = json.dumps([ad_llm_chat(inst, style), plain_chat(inst)], ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def plain_chat(inst: AuctionInstance) -> Chat:
     """The same question for a plain assistant, without any ads."""
     body = "\n".join([

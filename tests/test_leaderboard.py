@@ -110,3 +110,23 @@ def test_checkpoint_fingerprint_follows_the_served_adapter(tmp_path):
     (adapter / "adapter_model.safetensors").write_bytes(b"weights-2")
     assert lb._fingerprint("llm_auction", cfg, Served(adapter)) != first
     assert lb._fingerprint("pretrained", cfg) == lb._fingerprint("pretrained", cfg, object())  # no adapter: config only
+
+
+def test_checkpoint_fingerprint_follows_the_warm_start_and_the_prompt(tmp_path, monkeypatch):
+    """A new shipped warm start (the ``embedded`` model) or a changed prompt template must not reuse
+    checkpointed rows (a demo once resumed a leaderboard made with the previous warm start)."""
+    from llm_auction_env import prompts
+    from llm_auction_env.llm import models
+
+    cfg = lb.LeaderboardConfig()
+    assert cfg.model == "embedded"
+    first = lb._fingerprint("pretrained", cfg)
+    warm = tmp_path / "warm"
+    warm.mkdir()
+    (warm / "adapter_config.json").write_text("{}")
+    (warm / "adapter_model.safetensors").write_bytes(b"other warm start")
+    monkeypatch.setattr(models, "WARMSTART_DIR", warm)
+    second = lb._fingerprint("pretrained", cfg)
+    assert second != first
+    monkeypatch.setattr(prompts, "ad_llm_chat", lambda inst, style="paper": [{"role": "user", "content": "changed"}])
+    assert lb._fingerprint("pretrained", cfg) != second

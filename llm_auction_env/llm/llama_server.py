@@ -22,7 +22,6 @@ adapter given, with ``--lora-init-without-apply`` so a request chooses its adapt
 from __future__ import annotations
 
 import atexit
-import hashlib
 import json
 import os
 import shutil
@@ -39,7 +38,7 @@ import weakref
 from pathlib import Path
 from typing import Sequence
 
-from .models import cache_dir
+from .models import adapter_hash, cache_dir
 
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
 """Version of the llama-cpp-python sdist whose vendored llama.cpp the build script compiles."""
@@ -244,20 +243,6 @@ class LlamaServer:
 
 
 # ---------------------------------------------------------------------------------------------- LoRA
-def adapter_hash(adapter: str | os.PathLike) -> str:
-    """SHA-256 over an adapter folder's config and weights (what the conversion depends on)."""
-    folder = Path(adapter)
-    digest = hashlib.sha256()
-    for name in ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin"):
-        path = folder / name
-        if path.is_file():
-            digest.update(name.encode())
-            with open(path, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(block)
-    return digest.hexdigest()
-
-
 def lora_gguf(adapter: str | os.PathLike, base_model_dir: str | os.PathLike | None = None) -> Path:
     """The GGUF LoRA (F32) of a peft adapter folder, converted once and cached by content hash."""
     folder = Path(adapter)

@@ -211,6 +211,30 @@ def _write_dequantised_gguf(source: Path, dest: Path, dtype: str) -> None:
     writer.close()
 
 
+def adapter_hash(adapter: str | os.PathLike) -> str:
+    """SHA-256 over a peft adapter folder's config and weights: the key of every cache built from
+    an adapter (merged model, GGUF LoRA) and of results sampled with it."""
+    folder = Path(adapter)
+    digest = hashlib.sha256()
+    for name in ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin"):
+        path = folder / name
+        if path.is_file():
+            digest.update(name.encode())
+            with open(path, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()
+
+
+def model_fingerprint(model: str | os.PathLike) -> str:
+    """What text sampled from ``model`` depends on beyond its name: ``embedded`` is the base plus
+    the shipped warm start, so its fingerprint carries the adapter's hash (a new warm start never
+    reuses results of the old one); other ids are returned as given."""
+    if str(model) == EMBEDDED:
+        return f"{EMBEDDED_NAME}+warmstart-{adapter_hash(WARMSTART_DIR)[:12]}"
+    return str(model)
+
+
 def warmstart_model_path(adapter: str | os.PathLike | None = None) -> Path:
     """Folder of the embedded model with the warm-start adapter (default: the shipped one) merged
     into its weights, built once (``merge_and_unload``) and cached under a short hash of the
@@ -220,8 +244,7 @@ def warmstart_model_path(adapter: str | os.PathLike | None = None) -> Path:
     missing = [f.name for f in files if not f.is_file()]
     if missing:
         raise FileNotFoundError(f"warm-start adapter {adapter} lacks {missing}; run `llm-auction warmstart`")
-    digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:12]
-    target = cache_dir() / "models" / f"{EMBEDDED_NAME}-warmstart-{digest}"
+    target = cache_dir() / "models" / f"{EMBEDDED_NAME}-warmstart-{adapter_hash(adapter)[:12]}"
     if (target / "config.json").is_file():
         return target
     base = embedded_model_path()
