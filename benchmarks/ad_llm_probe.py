@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.aid_probe import parse_aid
     from llm_auction_env.data import load_dataset
     from llm_auction_env.llm.base import Sampling
-    from llm_auction_env.llm.models import BACKEND_CONFIGS, default_sampling_backend
+    from llm_auction_env.llm.models import BACKEND_CONFIGS, default_sampling_backend, model_fingerprint
     from llm_auction_env.prompts import ad_llm_chat
     from llm_auction_env.instances import make_instances
     from llm_auction_env.users.base import make_click_model
@@ -237,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
         backend_config = (default_sampling_backend(model, markup_aid=aid, batch_size=args.batch_size)
                           if args.engine == "auto" else BACKEND_CONFIGS["embedded"].replace(
                               model=model, batch_size=args.batch_size))
-        key = {"model": model, "aid": aid_text, "backend": backend_config.backend}
+        key = {"model": model, "aid": aid_text, "backend": backend_config.backend,
+               "model_fingerprint": model_fingerprint(model)}  # a new warm start is a new row
         if name in done and all(done[name].get(k) == v for k, v in key.items()):
             result["rows"][name] = done[name]
         else:

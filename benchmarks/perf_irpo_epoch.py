@@ -31,7 +31,7 @@ class _Stop(Exception):
 
 def run_one(cfg, through: str) -> dict:
     """One epoch of ``cfg``: seconds per phase (hook timestamps) and the sample statistics."""
-    from mechanisms.training.irpo import IRPO, _read_jsonl, summarize_samples
+    from mechanisms.training.irpo import IRPO, summarize_samples
 
     marks: list[tuple[str, float]] = []
     start = time.perf_counter()
@@ -54,7 +54,8 @@ def run_one(cfg, through: str) -> dict:
         seconds[phase] = round(at - last, 2)
         last = at
     samples = Path(cfg.run_dir) / "epoch_01" / "samples.jsonl"
-    stats = summarize_samples(_read_jsonl(samples)) if samples.is_file() else {}
+    stats = summarize_samples([json.loads(x) for x in samples.read_text().splitlines() if x.strip()]) \
+        if samples.is_file() else {}
     return {"sampler_backend": "llamacpp" if irpo.comps.engine is not None else "transformers",
             "setup_seconds": round(setup, 2), "seconds": seconds,
             "total_seconds": round(sum(seconds.values()), 2), "samples": stats}
