@@ -1,5 +1,7 @@
 """``llm-auction demo``: a few ``LLMAuction-v0`` episodes with the embedded Ad-LLM, printed in full,
-then a demo-sized leaderboard (``demo`` preset: all mechanisms on the same 24 test instances).
+then a demo-sized leaderboard (``demo`` preset: the mechanisms that run on the shipped Ad-LLM --
+pretrained, MOSAIC with M = 2, RAG auction, GSP slot -- on the same 24 test instances; the trained
+LLM-Auction rows are in ``llm-auction leaderboard --preset quick``).
 
 Each episode shows the query, the user, the candidate ads with bids, the response written by the
 ``pretrained`` mechanism (SmolLM2-135M-Instruct on CPU), the insertions found (valid or with their
@@ -72,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_leaderboard:
         from benchmarks import leaderboard
 
-        print(f"\n=== {args.preset} leaderboard (benchmarks/leaderboard.py --preset {args.preset}) ===")
+        mechs = ", ".join(leaderboard.LeaderboardConfig.from_preset(args.preset).mechanisms)
+        print(f"\n=== {args.preset} leaderboard ({mechs}; benchmarks/leaderboard.py --preset {args.preset}) ===")
         return leaderboard.main(["--preset", args.preset, "--seed", str(args.seed)])
     return 0
 
