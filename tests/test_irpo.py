@@ -269,12 +269,12 @@ def test_swap_pairs_prefer_the_highest_expected_revenue():
     def ctr(batch):  # same click probability for every ad: bid x 0.5 decides
         return [{i: 0.5 for i in parsing.valid_ids(parsing.placements(y, inst.ads))} for inst, y in batch]
 
-    pairs = swap_pairs(SWAP_INST, text, ctr, RewardConfig(), delta_th=1.0)
+    pairs = swap_pairs(SWAP_INST, [text], ctr, RewardConfig(), delta_th=1.0)
     assert pairs and all(p["ad_w"] == "Ad-12" for p in pairs)  # bid 80: 40 - 10 = 30 expected reward
     assert [p["ad_l"] for p in pairs] == ["Ad-11", None, "Ad-13"]  # 5-10, 0, 20-10: largest gap first
     assert pairs[0]["r_w"] == pytest.approx(30.0) and pairs[0]["r_l"] == pytest.approx(-5.0)
-    assert swap_pairs(SWAP_INST, text, ctr, RewardConfig(), delta_th=100.0) == []
-    assert len(swap_pairs(SWAP_INST, text, ctr, RewardConfig(), delta_th=1.0, max_pairs=1)) == 1
+    assert swap_pairs(SWAP_INST, [text], ctr, RewardConfig(), delta_th=100.0) == []
+    assert len(swap_pairs(SWAP_INST, [text], ctr, RewardConfig(), delta_th=1.0, max_pairs=1)) == 1
 
 
 def test_swap_pair_epoch_trains_on_pairs_that_differ_only_in_the_ad(tiny_llama, tmp_path):

@@ -70,7 +70,6 @@ class _NoPromptLogprobs(Exception):
     """An echo response without a log-prob for every prompt token."""
 
 
-
 def gather(futures: Sequence[Any], progress: bool = False) -> list[Any]:
     """The futures' results in order; with ``progress`` a bar advances as each request finishes."""
     if progress:

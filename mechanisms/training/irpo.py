@@ -241,10 +241,10 @@ def build_components(cfg: IRPOConfig) -> Components:
         return model, AutoTokenizer.from_pretrained(path)
 
     engine = None
-    aid = cfg.markup_aid if cfg.constrain_ads else None
-    if cfg.sampler == "auto" and cfg.lora_r > 0 and default_sampling_backend(cfg.model, markup_aid=aid).backend == "llamacpp":
+    sampling_config = default_sampling_backend(cfg.model, markup_aid=cfg.markup_aid if cfg.constrain_ads else None)
+    if cfg.sampler == "auto" and cfg.lora_r > 0 and sampling_config.backend == "llamacpp":
         def engine(adapter: str | None):
-            return default_sampling_backend(cfg.model, markup_aid=aid, adapter=adapter).make()
+            return sampling_config.replace(adapter=adapter).make()
     return Components(
         instances=instances,
         click_model=_click_model(cfg.click_model),
@@ -320,20 +320,27 @@ def ad_variants(inst: AuctionInstance, response: str) -> list[tuple[str | None, 
 
 
 def swap_pairs(
-    inst: AuctionInstance, response: str, reward_model: Callable[[list[tuple[AuctionInstance, str]]], list[dict[str, float]]],
+    inst: AuctionInstance, responses: Sequence[str],
+    reward_model: Callable[[list[tuple[AuctionInstance, str]]], list[dict[str, float]]],
     reward_config: RewardConfig, delta_th: float, max_pairs: int = 0,
 ) -> list[dict]:
-    """Preference pairs among :func:`ad_variants` of one sampled ``response``, scored with Eq. 5
-    under ``reward_model`` (pCTR or exact click probabilities) and paired by
-    :func:`preference_pairs`: chosen and rejected share every word but the allocation."""
-    variants = ad_variants(inst, response)
-    if len(variants) < 2:
+    """Preference pairs among the :func:`ad_variants` of each sampled response (all variants of
+    ``responses`` scored in one ``reward_model`` call: Eq. 5 under pCTR or exact click
+    probabilities), paired within each response by :func:`preference_pairs`: chosen and rejected
+    share every word but the allocation. At most ``max_pairs`` in all (0 = all), largest gap first."""
+    sets = [v for v in (ad_variants(inst, y) for y in responses) if len(v) >= 2]
+    flat = [(inst, text) for variants in sets for _, text in variants]
+    if not flat:
         return []
-    pairs = [(inst, text) for _, text in variants]
-    rewards = [r["reward"] for r in score_responses(pairs, reward_model(pairs), reward_config)]
-    return [{"chosen": variants[w][1], "rejected": variants[l][1], "r_w": rewards[w], "r_l": rewards[l],
-             "ad_w": variants[w][0], "ad_l": variants[l][0]}
-            for w, l in preference_pairs(rewards, delta_th, max_pairs)]
+    rewards = iter([r["reward"] for r in score_responses(flat, reward_model(flat), reward_config)])
+    out = []
+    for variants in sets:
+        r = [next(rewards) for _ in variants]
+        out += [{"chosen": variants[w][1], "rejected": variants[l][1], "r_w": r[w], "r_l": r[l],
+                 "ad_w": variants[w][0], "ad_l": variants[l][0]}
+                for w, l in preference_pairs(r, delta_th, max_pairs)]
+    out.sort(key=lambda p: p["r_l"] - p["r_w"])  # largest gap first, over all responses (stable)
+    return out[:max_pairs] if max_pairs > 0 else out
 
 
 def score_responses(
@@ -541,13 +548,9 @@ class IRPO:
             inst = self.comps.instances[i].with_bids(group[0]["bids"])
             prompt = backend.chat_text(self.comps.chat(inst))
             if cfg.pair_kind == "swap":
-                found: list[dict] = []
-                for g in group:
-                    found += swap_pairs(inst, g["response"], reward_model, cfg.reward_config, cfg.delta_th,
-                                        cfg.max_pairs_per_query)
-                found.sort(key=lambda p: -(p["r_w"] - p["r_l"]))  # largest gap first, over all answers
-                cap = cfg.max_pairs_per_query or len(found)
-                out += [{"i": i, "prompt": prompt, "kind": "swap", **p} for p in found[:cap]]
+                out += [{"i": i, "prompt": prompt, "kind": "swap", **p}
+                        for p in swap_pairs(inst, [g["response"] for g in group], reward_model, cfg.reward_config,
+                                            cfg.delta_th, cfg.max_pairs_per_query)]
                 continue
             for w, l in preference_pairs([g["reward"] for g in group], cfg.delta_th, cfg.max_pairs_per_query):
                 if group[w]["response"] == group[l]["response"]:

@@ -33,7 +33,7 @@ import re
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -80,7 +80,6 @@ class WarmStartConfig:
     bf16: bool = True
     """bf16 autocast for the SFT forward/backward (LoRA weights and optimiser stay fp32)."""
     threads: int | None = None
-    extra: dict = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------- stage 1: answers
