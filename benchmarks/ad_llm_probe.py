@@ -4,7 +4,7 @@ quality on test-split queries, for several policies side by side.
 Each row is ``name=model[:aid]``: ``model`` is a model id (``embedded`` = the shipped default with
 its warm start, ``embedded-base`` = the raw SmolLM2, or a folder) and ``aid`` one of
 ``benchmarks.aid_probe``'s aids (``constrained`` = constrained ad markup only; ``sentence:7:1`` =
-the quick IRPO preset's open bias after the first sentence, one ad at most). Rows sample through
+the session-2 IRPO recipe's open bias after the first sentence, one ad at most). Rows sample through
 the backend the mechanisms sample with (``--engine auto``: ``models.default_sampling_backend``, the
 llama.cpp engine for the embedded models when it is installed and the aid is one it can apply;
 the transformers backend for the open bias); the row records which backend ran. Every row answers the same instances (``--n-queries`` test queries, ``--k-ads``

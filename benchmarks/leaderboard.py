@@ -19,7 +19,9 @@ clicks, CTR (clicks / valid exposures, a ratio of sums), ads per response, forma
 payments: the advertisers' utility when values equal bids, i.e. under truthful bidding; it is 0
 for first-price mechanisms by construction), and inference cost (LLM calls, prompt and generated
 tokens, wall seconds). Each comes with a 95% bootstrap CI (``scipy.stats.bootstrap``, BCa,
-resampling queries) and a paired difference against ``pretrained`` with its CI.
+resampling queries) and a paired difference against ``pretrained`` with its CI; ``compare`` (CLI
+``--compare A:B``) adds paired differences ``A - B`` between other rows (by default LLM-Auction
+(pCTR) - MOSAIC, LLM-Auction (Oracle) - MOSAIC and Oracle - pCTR, wherever both rows ran).
 
 Outputs in ``--out``: ``table.md``, ``results.json`` (config, seed, package versions, git commit,
 metrics), ``results.csv`` (long format), ``per_query.csv``, ``leaderboard.png`` (bars with 95% CI),
@@ -62,6 +64,8 @@ BASELINE = "pretrained"
 DEFAULT_MECHANISMS = ("pretrained", "mosaic", "rag_auction", "gsp_slot", "llm_auction", "llm_auction_oracle")
 OPTIONAL = ("llm_auction", "llm_auction_oracle")
 """Skipped with a note (not an error) when not registered or not constructible."""
+COMPARISONS = (("llm_auction", "mosaic"), ("llm_auction_oracle", "mosaic"), ("llm_auction_oracle", "llm_auction"))
+"""Default ``(A, B)`` rows whose paired difference ``A - B`` is reported besides ``vs pretrained``."""
 
 @dataclass
 class LeaderboardConfig:
@@ -91,6 +95,8 @@ class LeaderboardConfig:
     resume: bool = True
     mechanism_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Extra constructor arguments per mechanism, e.g. ``{"llm_auction": {"adapter": "..."}}``."""
+    compare: tuple[tuple[str, str], ...] = COMPARISONS
+    """``(A, B)`` pairs of rows: paired difference ``A - B`` (reported where both rows ran)."""
 
     @classmethod
     def from_preset(cls, preset: str = "quick", **overrides: Any) -> "LeaderboardConfig":
@@ -102,6 +108,9 @@ class LeaderboardConfig:
 
     def __post_init__(self) -> None:
         self.mechanisms = tuple(self.mechanisms)
+        self.compare = tuple(tuple(c) for c in self.compare)
+        if any(len(c) != 2 or c[0] == c[1] for c in self.compare):
+            raise ValueError(f"compare must hold (A, B) pairs of two different rows, got {self.compare}")
         if self.n_queries < 1 or self.k_ads < 1 or self.mosaic_m < 1 or self.batch_size < 1:
             raise ValueError("n_queries, k_ads, mosaic_m and batch_size must be >= 1")
         if self.n_boot < 100:
@@ -163,24 +172,34 @@ def bootstrap_ci(arrays: Sequence[np.ndarray], statistic: Callable[..., Any], n_
     return point, float("nan"), float("nan")
 
 
+def _columns(records: list[dict], num: str, den: str | None) -> list[np.ndarray]:
+    return [np.array([r[num] for r in records], float)] + ([np.array([r[den] for r in records], float)] if den else [])
+
+
+def paired_differences(records: list[dict], baseline: list[dict], n_boot: int, seed: int) -> dict:
+    """Per metric, ``metric(records) - metric(baseline)`` with a paired bootstrap CI (the same
+    queries in the same order, resampled together)."""
+    if [r["query_id"] for r in records] != [r["query_id"] for r in baseline]:
+        raise ValueError("paired differences need the same queries in the same order")
+    diffs = {}
+    for name, (num, den, _, _) in METRICS.items():
+        cols, base, stat = _columns(records, num, den), _columns(baseline, num, den), _stat(num, den)
+
+        def diff(*xs, axis=-1, _s=stat, _k=len(cols)):
+            return _s(*xs[:_k], axis=axis) - _s(*xs[_k:], axis=axis)
+
+        d, lo, hi = bootstrap_ci(cols + base, diff, n_boot, seed)
+        diffs[name] = {"diff": d, "lo": lo, "hi": hi}
+    return diffs
+
+
 def summarise(records: list[dict], baseline: list[dict] | None, n_boot: int, seed: int) -> tuple[dict, dict]:
     """Metrics with CIs and paired differences against ``baseline`` (same query order)."""
-    metrics, diffs = {}, {}
+    metrics = {}
     for name, (num, den, _, _) in METRICS.items():
-        cols = [np.array([r[num] for r in records], float)] + ([np.array([r[den] for r in records], float)] if den else [])
-        stat = _stat(num, den)
-        m, lo, hi = bootstrap_ci(cols, stat, n_boot, seed)
+        m, lo, hi = bootstrap_ci(_columns(records, num, den), _stat(num, den), n_boot, seed)
         metrics[name] = {"mean": m, "lo": lo, "hi": hi}
-        if baseline is not None:
-            base = [np.array([r[num] for r in baseline], float)] + ([np.array([r[den] for r in baseline], float)] if den else [])
-            k = len(cols)
-
-            def diff(*xs, axis=-1, _s=stat, _k=k):
-                return _s(*xs[:_k], axis=axis) - _s(*xs[_k:], axis=axis)
-
-            d, dlo, dhi = bootstrap_ci(cols + base, diff, n_boot, seed)
-            diffs[name] = {"diff": d, "lo": dlo, "hi": dhi}
-    return metrics, diffs
+    return metrics, (paired_differences(records, baseline, n_boot, seed) if baseline is not None else {})
 
 
 # --------------------------------------------------------------------------- running
@@ -220,7 +239,7 @@ def _fingerprint(name: str, cfg: LeaderboardConfig, mech: Any = None) -> str:
     from llm_auction_env.llm.models import adapter_hash, model_fingerprint
     from llm_auction_env.prompts import template_fingerprint
 
-    keep = {k: v for k, v in asdict(cfg).items() if k not in ("out", "mechanisms", "n_boot", "resume", "mechanism_kwargs", "preset", "threads")}
+    keep = {k: v for k, v in asdict(cfg).items() if k not in ("out", "mechanisms", "n_boot", "resume", "mechanism_kwargs", "preset", "threads", "compare")}
     keep["mechanism_kwargs"] = cfg.mechanism_kwargs.get(name, {})
     keep["mechanism"] = name
     keep["model_fingerprint"] = model_fingerprint(cfg.model)
@@ -362,6 +381,8 @@ def run_leaderboard(config: LeaderboardConfig | dict | None = None, *, backend: 
     for name, recs in per_mech.items():
         metrics, diffs = summarise(recs, base if name != BASELINE else None, cfg.n_boot, cfg.seed)
         results["mechanisms"][name] = {"label": labels[name], "n": len(recs), "metrics": metrics, "vs_pretrained": diffs}
+    results["paired"] = {f"{a} - {b}": paired_differences(per_mech[a], per_mech[b], cfg.n_boot, cfg.seed)
+                         for a, b in cfg.compare if a in per_mech and b in per_mech}
     write_outputs(results, per_mech, out)
     return results
 
@@ -410,18 +431,22 @@ def markdown_table(results: dict) -> str:
     lines = [head, "|" + "---|" * (len(TABLE_METRICS) + 1)]
     for name, r in mechs.items():
         lines.append(f"| {r['label']} | " + " | ".join(_cell(r["metrics"][m], METRICS[m][3]) for m in TABLE_METRICS) + " |")
-    diff_metrics = ("revenue", "reward", "ctr", "ads", "format_error_rate", "advertiser_surplus")
-    lines += ["", f"Paired difference vs `{BASELINE}` (same instances, same click random numbers), 95% CI:", "",
-              "| Mechanism | " + " | ".join(METRICS[m][2] for m in diff_metrics) + " |",
-              "|" + "---|" * (len(diff_metrics) + 1)]
-    for name, r in mechs.items():
-        if not r["vs_pretrained"]:
-            continue
-        cells = []
-        for m in diff_metrics:
-            d = r["vs_pretrained"][m]
-            cells.append(_cell({"mean": d["diff"], "lo": d["lo"], "hi": d["hi"]}, "{:+.2f}" if m != "ctr" else "{:+.3f}"))
-        lines.append(f"| {r['label']} | " + " | ".join(cells) + " |")
+    diff_metrics = ("revenue", "reward", "ctr", "ads", "format_error_rate", "advertiser_surplus", "generated_tokens", "seconds")
+
+    def diff_row(title: str, diffs: dict) -> str:
+        cells = [_cell({"mean": diffs[m]["diff"], "lo": diffs[m]["lo"], "hi": diffs[m]["hi"]},
+                       "{:+.3f}" if m == "ctr" else "{:+.0f}" if m == "generated_tokens" else "{:+.2f}")
+                 for m in diff_metrics]
+        return f"| {title} | " + " | ".join(cells) + " |"
+
+    diff_head = ["| Mechanism | " + " | ".join(METRICS[m][2] for m in diff_metrics) + " |",
+                 "|" + "---|" * (len(diff_metrics) + 1)]
+    lines += ["", f"Paired difference vs `{BASELINE}` (same instances, same click random numbers), 95% CI:", "", *diff_head]
+    lines += [diff_row(r["label"], r["vs_pretrained"]) for r in mechs.values() if r["vs_pretrained"]]
+    if results.get("paired"):
+        lines += ["", "Paired differences A - B between other rows (same instances and click random numbers), 95% CI:",
+                  "", *diff_head]
+        lines += [diff_row(f"`{title}`", d) for title, d in results["paired"].items()]
     lines += [
         "",
         f"{meta['n_instances']} test queries, {cfg['k_ads']} candidate ads, bids U{{1..100}}, seed {meta['seed']}, "
@@ -510,6 +535,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="torch CPU threads (transformers backend)")
     p.add_argument("--mechanism-kwargs", help='JSON: {"llm_auction": {"adapter": "path"}}')
     p.add_argument("--no-resume", action="store_true", help="ignore checkpoints in --out")
+    p.add_argument("--compare", action="append", metavar="A:B",
+                   help="report the paired difference A - B of two rows (repeatable; default: "
+                        + ", ".join(f"{a}:{b}" for a, b in COMPARISONS) + ")")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="any LeaderboardConfig field, flat or dotted (e.g. top_p=0.9, reward.alpha=5); repeatable")
     return p
@@ -521,6 +549,11 @@ def config_from_args(args: argparse.Namespace) -> LeaderboardConfig:
                              "mosaic_m", "mosaic_tau", "pctr_path", "n_boot", "threads")))
     if args.mechanisms:
         over["mechanisms"] = tuple(m.strip() for m in args.mechanisms.split(",") if m.strip())
+    if args.compare:
+        pairs = [tuple(x.strip() for x in c.split(":")) for c in args.compare]
+        if any(len(p) != 2 or not all(p) for p in pairs):
+            raise SystemExit(f"--compare takes A:B (two mechanism names), got {args.compare}")
+        over["compare"] = tuple(pairs)
     if args.mechanism_kwargs:
         try:
             over["mechanism_kwargs"] = json.loads(args.mechanism_kwargs)

@@ -16,13 +16,14 @@ reward                 lam 1, alpha 10, gamma 50           the same
 k_ads                  10 candidates                       100 (all)
 leaderboard            30 test queries, MOSAIC M = 4       3,000 test queries, M = 20
 properties             3 / 1 / 1 instances, MOSAIC M = 2   500 / 1 / 20 instances
-irpo                   40 training queries, M = 4, ...     12,000 queries, M = 5 (App. B.2.3)
+irpo                   200 training queries, M = 4, swap   12,000 queries, M = 5 (App. B.2.3)
 =====================  ==================================  ======================================
 
-The ``irpo`` entry holds the training settings that differ from ``IRPOConfig``'s defaults (the
-shipped CPU recipe: constrained markup with the after-first-sentence open bias, one ad at most,
-a historical click log, delta_th 5); its ``k_ads`` (8) is the one the shipped adapters were trained
-with.
+The ``irpo`` entry holds the training settings that differ from ``IRPOConfig``'s defaults: the
+shipped CPU recipe, which trains the warm-started ``embedded`` policy without any decoding aid on
+200 training queries x M = 4 samples for 3 epochs, with counterfactual ad-swap pairs (one per
+query, delta_th 5, the 96 largest reward gaps of the epoch go to DPO: ~15 s per pair here), a
+historical click log for the pCTR, and DPO on LoRA r 8 at lr 5e-4 (``benchmarks/RESULTS_irpo.md``).
 """
 from __future__ import annotations
 
@@ -67,9 +68,9 @@ PRESETS: dict[str, Preset] = {
         },
         properties_mosaic_m=2,
         irpo=dict(
-            n_queries=40, k_ads=8, k_deploy=2, m_samples=4, constrain_ads=True, ad_open_bias=7.0,
-            ad_open_after="sentence", max_ads=1, historical_queries=300, delta_th=5.0, learning_rate=5e-4,
-            dpo_epochs=1, threads=1,
+            n_queries=200, k_deploy=2, m_samples=4, epochs=3, pair_kind="swap", max_pairs_per_query=1,
+            max_pairs_per_epoch=96, max_length=640, historical_queries=300, delta_th=5.0, learning_rate=5e-4,
+            dpo_epochs=1,
         ),
     ),
     # `make demo` / `llm-auction demo`: the quick preset's Ad-LLM on a leaderboard sized to print

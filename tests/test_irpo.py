@@ -297,3 +297,18 @@ def test_swap_pair_epoch_trains_on_pairs_that_differ_only_in_the_ad(tiny_llama, 
                 p["rejected"].replace(parsing.render(by_id[p["ad_l"]]), "X")
         assert p["r_w"] - p["r_l"] > -1.0  # config's delta_th
     assert history[0]["pairs_kept"] == len(pairs) and history[0]["dpo_steps"] >= 1
+    # The DPO phase counts pairs longer than max_length (TRL would cut their completions).
+    m = history[0]
+    assert (m["truncated_pairs"] > 0) == (m["longest_pair_tokens"] > 128)
+
+    # max_pairs_per_epoch keeps the largest reward gaps of the epoch, in query order.
+    rows = [json.loads(x) for x in (tmp_path / "run" / "epoch_01" / "samples.jsonl").read_text().splitlines()]
+    capped_cfg = config(tmp_path / "capped", reward="oracle", pair_kind="swap", max_ads=1, ad_open_bias=50.0,
+                        max_new_tokens=24, max_pairs_per_query=2, max_pairs_per_epoch=2)
+    capped = IRPO(capped_cfg, comps).phase_pairs(1, rows, None)
+    gaps = sorted((p["r_w"] - p["r_l"] for p in pairs), reverse=True)
+    assert len(capped) == min(2, len(pairs))
+    assert sorted((p["r_w"] - p["r_l"] for p in capped), reverse=True) == pytest.approx(gaps[:len(capped)])
+    assert [p["i"] for p in capped] == sorted(p["i"] for p in capped)
+    with pytest.raises(ValueError, match="max_pairs_per_epoch"):
+        config(tmp_path / "bad", max_pairs_per_epoch=-1)

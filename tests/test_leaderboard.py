@@ -16,7 +16,8 @@ def test_bootstrap_ci_brackets_the_mean_and_collapses_on_constant_data():
 
 def test_paired_difference_uses_common_queries():
     base = [{k: 0.0 for k in ("revenue", "reward", "clicks", "n_ads", "format_error", "payments", "advertiser_surplus",
-                              "llm_calls", "prompt_tokens", "generated_tokens", "seconds")} for _ in range(20)]
+                              "llm_calls", "prompt_tokens", "generated_tokens", "seconds")} | {"query_id": f"q{k}"}
+            for k in range(20)]
     rng = np.random.default_rng(1)
     noise = rng.normal(0, 50, 20)
     for r, e in zip(base, noise):
@@ -26,6 +27,8 @@ def test_paired_difference_uses_common_queries():
     assert diffs["revenue"]["diff"] == pytest.approx(3.0)
     assert diffs["revenue"]["lo"] == pytest.approx(3.0) and diffs["revenue"]["hi"] == pytest.approx(3.0)
     assert metrics["revenue"]["hi"] - metrics["revenue"]["lo"] > 10  # unpaired CI is wide
+    with pytest.raises(ValueError, match="same queries"):
+        lb.paired_differences(better[::-1], base, 500, 0)
 
 
 class CountingBackend:
@@ -50,7 +53,8 @@ def test_leaderboard_end_to_end_on_tiny_model(tiny_llama, tmp_path):
     backend = CountingBackend(TransformersBackend.from_model(model, tok, batch_size=8))
     cfg = lb.LeaderboardConfig.from_preset(
         "quick", mechanisms=("pretrained", "mosaic", "rag_auction", "gsp_slot"), n_queries=3, k_ads=5,
-        max_new_tokens=10, mosaic_m=2, batch_size=3, n_boot=200, out=str(tmp_path / "lb"), seed=3)
+        max_new_tokens=10, mosaic_m=2, batch_size=3, n_boot=200, out=str(tmp_path / "lb"), seed=3,
+        compare=(("gsp_slot", "mosaic"), ("llm_auction", "mosaic")))
     from llm_auction_env.users.semantic import SemanticClickModel
 
     users = SemanticClickModel()
@@ -72,6 +76,15 @@ def test_leaderboard_end_to_end_on_tiny_model(tiny_llama, tmp_path):
     table = (out / "table.md").read_text()
     assert "Revenue/query" in table and "Paired difference" in table and "[" in table
     assert "Skipped" not in table  # only the requested mechanisms
+    # The requested comparison between two rows that ran (llm_auction did not: no entry for it).
+    assert list(data["paired"]) == ["gsp_slot - mosaic"]
+    rows = {}
+    for line in (out / "per_query.csv").read_text().splitlines()[1:]:
+        name, _, revenue, *_ = line.split(",")
+        rows.setdefault(name, []).append(float(revenue))
+    expect = np.mean(rows["gsp_slot"]) - np.mean(rows["mosaic"])
+    assert data["paired"]["gsp_slot - mosaic"]["revenue"]["diff"] == pytest.approx(expect)
+    assert "`gsp_slot - mosaic`" in table
 
     # Resume: the same config reads every batch from the checkpoints; no generation at all.
     before = backend.calls
@@ -85,6 +98,16 @@ def test_cli_help(capsys):
         lb.main(["--help"])
     assert e.value.code == 0
     assert "--preset" in capsys.readouterr().out
+
+
+def test_compare_option():
+    args = lb.build_parser().parse_args(["--compare", "llm_auction:mosaic", "--compare", "gsp_slot:pretrained"])
+    assert lb.config_from_args(args).compare == (("llm_auction", "mosaic"), ("gsp_slot", "pretrained"))
+    assert lb.config_from_args(lb.build_parser().parse_args([])).compare == lb.COMPARISONS
+    with pytest.raises(SystemExit, match="A:B"):
+        lb.config_from_args(lb.build_parser().parse_args(["--compare", "mosaic"]))
+    with pytest.raises(ValueError, match="two different rows"):
+        lb.LeaderboardConfig(compare=(("mosaic", "mosaic"),))
 
 
 def test_presets():

@@ -214,6 +214,37 @@ def test_server_killed_mid_run_restarts_and_counts():
     assert backend.server.process is None
 
 
+def test_server_stops_when_its_owner_is_killed():
+    """SIGKILL of the process that started the server (no atexit runs) still stops the server."""
+    import subprocess
+    import sys
+
+    code = ("from llm_auction_env.llm.llamacpp_backend import LlamaCppBackend\n"
+            "b = LlamaCppBackend(gguf='f32', slots=1, ctx=1024); b.start()\n"
+            "print(b.server.process.pid, flush=True)\n"
+            "import time; time.sleep(300)\n")
+    owner = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        server = int(owner.stdout.readline())
+        os.kill(server, 0)  # running
+        owner.kill()
+        owner.wait(timeout=10)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                state = open(f"/proc/{server}/stat").read().split(")")[-1].split()[0]
+            except FileNotFoundError:
+                break
+            if state == "Z":  # exited, not yet reaped by init
+                break
+            time.sleep(0.2)
+        else:
+            os.killpg(server, signal.SIGKILL)
+            pytest.fail("llama-server outlived the process that started it")
+    finally:
+        owner.kill()
+
+
 def test_server_killed_without_restart_names_the_log():
     backend = LlamaCppBackend(gguf="f32", slots=2, ctx=2048, auto_restart=0)
     try:

@@ -9,7 +9,8 @@ on it) from the llama.cpp sources vendored in the ``llama-cpp-python`` sdist on 
                          ``None`` when there is none
 ``LlamaServer``          one server process: ``start()`` picks a free port on 127.0.0.1, waits for ``/health``,
                          and raises ``LlamaServerError`` naming the log file when the process fails to start or
-                         dies; ``stop()`` ends its process group; every started server is stopped at exit
+                         dies; ``stop()`` ends its process group; every started server is stopped at exit, and
+                         by the kernel when the starting process is killed (``setpriv --pdeathsig``)
 ``lora_gguf(adapter)``   a peft LoRA folder converted once to a GGUF LoRA with the vendored
                          ``convert_lora_to_gguf.py``, cached under ``<cache>/lora-gguf/<sha256 of its files>``
 =======================  ======================================================================================
@@ -86,6 +87,17 @@ _LIVE: "weakref.WeakSet[LlamaServer]" = weakref.WeakSet()
 def _stop_all() -> None:
     for server in list(_LIVE):
         server.stop()
+
+
+def _dies_with_parent(cmd: list[str]) -> list[str]:
+    """``cmd`` run through util-linux ``setpriv --pdeathsig TERM``: the kernel stops the server when
+    the process that started it dies, even by SIGKILL or an unhandled SIGTERM, where ``atexit``
+    never runs. Only when started from the main thread (the signal fires when the starting *thread*
+    exits) and where ``setpriv`` exists; otherwise ``cmd`` unchanged (``atexit`` still stops it)."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None or not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return cmd
+    return [setpriv, "--pdeathsig", "TERM", "--", *cmd]
 
 
 class LlamaServer:
@@ -167,7 +179,8 @@ class LlamaServer:
                 log.write((" ".join(cmd) + "\n").encode())
                 log.flush()
                 self.process = subprocess.Popen(
-                    cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+                    _dies_with_parent(cmd), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    start_new_session=True,
                 )
             _LIVE.add(self)
             deadline = time.monotonic() + self.startup_timeout

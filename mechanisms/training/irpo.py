@@ -45,10 +45,11 @@ only candidate ``Title@[Ad-ID]`` continuations are allowed), optionally with ``a
 added to the logits of ad-opening tokens, from the first token (``ad_open_after="start"``) or only
 once the answer has finished a sentence (``"sentence"``), and ``max_ads`` insertions at most;
 ``init_adapter`` starts from a warm-start SFT adapter. The export records these settings and
-``mechanisms/llm_auction.py`` serves the policy with them. The ``quick`` preset is the shipped recipe
-(constrained markup, bias 7 after the first sentence, one ad at most, 128 new tokens; the pCTR
-starts from a historical template click log of 300 other training queries). Its ``delta_th`` is 5,
-not the paper's 10: with alpha = 10 an ad-free answer scores 0 and an unclicked ad -10, so at
+``mechanisms/llm_auction.py`` serves the policy with them. The ``quick`` preset is the shipped recipe:
+no aid (the warm-started ``embedded`` default writes valid markup by itself), 200 training queries
+x M = 4 samples x 3 epochs, 128 new tokens, ``pair_kind="swap"`` with one pair per query, and a pCTR
+that starts from a historical template click log of 300 other training queries. Its ``delta_th`` is
+5, not the paper's 10: with alpha = 10 an ad-free answer scores 0 and an unclicked ad -10, so at
 delta_th = 10 no pair could ever prefer "no ad" to a useless ad.
 
 Sampling (deploy and samples phases) goes through ``models.default_sampling_backend`` when
@@ -80,6 +81,7 @@ import re
 import shutil
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -142,6 +144,9 @@ class IRPOConfig:
     reward_config: RewardConfig = field(default_factory=RewardConfig)
     delta_th: float = 10.0
     max_pairs_per_query: int = 2
+    max_pairs_per_epoch: int = 0
+    """At most this many pairs go to DPO per epoch, the largest reward gaps first (0 = all): DPO is
+    the expensive phase on a CPU (~15 s per pair of ~530 tokens), so it caps the epoch's cost."""
     pair_kind: str = "full"
     """``full``: the paper's pairs of independently sampled responses; ``swap``: counterfactual
     versions of one sampled answer that differ only in the inserted ad (each other candidate in its
@@ -192,6 +197,8 @@ class IRPOConfig:
             raise ValueError(f"m_samples must be >= 2 to form pairs, got {self.m_samples}")
         if self.epochs < 1 or self.n_queries < 1 or self.k_deploy < 1:
             raise ValueError("epochs, n_queries and k_deploy must be >= 1")
+        if self.max_pairs_per_epoch < 0 or self.max_pairs_per_query < 0:
+            raise ValueError("max_pairs_per_query and max_pairs_per_epoch must be >= 0 (0 = no cap)")
         if (self.ad_open_bias or self.max_ads is not None) and not self.constrain_ads:
             raise ValueError("ad_open_bias and max_ads need constrain_ads=True")
         self.markup_aid  # validates the aid's fields
@@ -536,7 +543,8 @@ class IRPO:
     def phase_pairs(self, t: int, rows: list[dict], source: str | None) -> list[dict]:
         """Pairs of the sampled responses (``pair_kind="full"``, the paper) or, with ``"swap"``, of
         counterfactual ad swaps within each sampled answer (:func:`swap_pairs`, the epoch's reward
-        model), at most ``max_pairs_per_query`` per query either way."""
+        model), at most ``max_pairs_per_query`` per query and ``max_pairs_per_epoch`` in all (the
+        largest reward gaps; ties keep query order) either way."""
         cfg = self.cfg
         backend = self.backend(source)
         by_query: dict[int, list[dict]] = {}
@@ -557,6 +565,9 @@ class IRPO:
                     continue
                 out.append({"i": i, "prompt": prompt, "kind": "full", "chosen": group[w]["response"],
                             "rejected": group[l]["response"], "r_w": group[w]["reward"], "r_l": group[l]["reward"]})
+        if cfg.max_pairs_per_epoch > 0:
+            keep = sorted(range(len(out)), key=lambda k: out[k]["r_l"] - out[k]["r_w"])[: cfg.max_pairs_per_epoch]
+            out = [out[k] for k in sorted(keep)]
         return out
 
     def phase_dpo(self, t: int, source: str | None, pairs: list[dict]) -> dict:
@@ -570,6 +581,13 @@ class IRPO:
         self._policy = None  # the trainer modifies the model in place
         tokenizer.padding_side = "right"  # TRL pads explicitly; set for any tokenizer call it makes
         data = Dataset.from_list([{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in pairs])
+        # TRL keeps the start of a longer sequence and cuts the completion's end, where a pair's ad
+        # may be: count such pairs (in the metrics) and warn; the quick preset's max_length fits them all.
+        lengths = [len(tokenizer(p["prompt"] + max(p["chosen"], p["rejected"], key=len))["input_ids"]) for p in pairs]
+        truncated = sum(n > cfg.max_length for n in lengths) if cfg.max_length is not None else 0
+        if truncated:
+            warnings.warn(f"IRPO epoch {t}: {truncated} of {len(pairs)} DPO pairs exceed max_length={cfg.max_length} "
+                          f"tokens (longest {max(lengths)}); TRL truncates their completions")
         n_steps = max(1, int(np.ceil(len(pairs) / (cfg.per_device_batch * cfg.grad_accum) * cfg.dpo_epochs)))
         work = ep / ".dpo_work"
         args = DPOConfig(
@@ -599,7 +617,7 @@ class IRPO:
             vals = [h[key] for h in logs if key in h]
             return float(np.mean(vals)) if vals else float("nan")
 
-        metrics = {"dpo_loss": mean_of("loss"), "dpo_accuracy": mean_of("rewards/accuracies"),
+        metrics = {"truncated_pairs": truncated, "longest_pair_tokens": max(lengths), "dpo_loss": mean_of("loss"), "dpo_accuracy": mean_of("rewards/accuracies"),
                    "dpo_margin": mean_of("rewards/margins"), "dpo_steps": len(logs),
                    "dpo_loss_last": logs[-1]["loss"] if logs else float("nan"), "dpo_log": logs}
         if cfg.lora_r > 0:
