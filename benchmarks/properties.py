@@ -130,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--backend", default="auto", help="text backend (auto: the llama.cpp engine when built, else transformers)")
     common.add_argument("--model", default="embedded")
     common.add_argument("--max-new-tokens", type=_positive(int), default=None, help="override the preset's")
+    common.add_argument("--batch-size", type=_positive(int), default=None,
+                        help="chats per generation call (preset default; the engine serves 16 at once)")
     common.add_argument("--mosaic-m", type=_positive(int), default=None, help="MOSAIC candidates (quick: 2)")
     common.add_argument("--pctr-path", default=None, help="pCTR checkpoint for MOSAIC's reward (else oracle click probs)")
     common.add_argument("--chunk", type=_positive(int), default=None,
@@ -235,7 +237,7 @@ def build_parts(args: argparse.Namespace, settings: dict, parser: argparse.Argum
     if args.checkpoint and "llm_auction" not in MECHANISMS:
         parser.error("--checkpoint needs the llm_auction mechanism, which is not registered")
     overrides: dict[str, Any] = dict(seed=args.seed, backend=args.backend, model=args.model, pctr_path=args.pctr_path)
-    for key in ("k_ads", "max_new_tokens"):
+    for key in ("k_ads", "max_new_tokens", "batch_size"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
     mosaic_m = args.mosaic_m or get_preset(args.preset).properties_mosaic_m

@@ -312,3 +312,29 @@ def test_swap_pair_epoch_trains_on_pairs_that_differ_only_in_the_ad(tiny_llama, 
     assert [p["i"] for p in capped] == sorted(p["i"] for p in capped)
     with pytest.raises(ValueError, match="max_pairs_per_epoch"):
         config(tmp_path / "bad", max_pairs_per_epoch=-1)
+
+
+def test_summarize_samples_reports_the_bid_rank_of_inserted_ads():
+    from mechanisms.training.irpo import summarize_samples
+
+    inst = SWAP_INST  # bids 10, 80, 40 for Ad-11, Ad-12, Ad-13
+    row = dict(reward=0.0, revenue=0.0, n_err=0, n_ads=1, bids=[10.0, 80.0, 40.0])
+    rows = [dict(row, i=0, ctr={"Ad-12": 0.3}), dict(row, i=0, ctr={"Ad-11": 0.1}), dict(row, i=0, n_ads=0, ctr={})]
+    out = summarize_samples(rows, [inst])
+    assert out["inserted_bid_mean"] == pytest.approx(45.0)
+    assert out["inserted_bid_rank"] == pytest.approx(0.5)  # highest (1) and lowest (0) bid
+    assert summarize_samples(rows[:1], [inst])["inserted_bid_rank"] == 1.0
+    assert "inserted_bid_rank" not in summarize_samples(rows)
+
+
+def test_irpo_report_tables_every_epoch(uninterrupted, tiny_llama, tmp_path):
+    from benchmarks import irpo_report
+
+    run, history = uninterrupted
+    cfg, rows = irpo_report.epoch_rows(run, components(tiny_llama).instances)
+    assert [r["epoch"] for r in rows] == [1] and cfg["reward"] == "pctr"
+    rank = rows[0]["inserted_bid_rank"]
+    assert (0.0 <= rank <= 1.0) if rows[0]["ads_per_response"] > 0 else np.isnan(rank)
+    assert rows[0]["pairs_kept"] == history[0]["pairs_kept"]
+    text = irpo_report.markdown({"full": (cfg, rows)})
+    assert "bid rank" in text and text.count("\n| 1 |") == 1

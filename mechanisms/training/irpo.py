@@ -699,7 +699,7 @@ class IRPO:
                 seconds["samples"] = time.time() - t0
                 self._after(t, "samples")
             samples = _read_jsonl(ep / "samples.jsonl")
-            m.update(summarize_samples(samples))
+            m.update(summarize_samples(samples, self.comps.instances))
             if not self._done(t, "pairs"):
                 _write_jsonl(ep / "pairs.jsonl", self.phase_pairs(t, samples, source))
                 self._after(t, "pairs")
@@ -725,8 +725,11 @@ class IRPO:
         return history
 
 
-def summarize_samples(rows: list[dict]) -> dict[str, float]:
-    """Mean sampled reward (reward model; click model when exact), format-error rate, ads/response."""
+def summarize_samples(rows: list[dict], instances: Sequence[AuctionInstance] | None = None) -> dict[str, float]:
+    """Mean sampled reward (reward model; click model when exact), format-error rate, ads/response;
+    with the training ``instances``, how bid-aware the sampling policy is: the mean bid of the ads it
+    inserted and their mean bid rank among the query's candidates (0 = lowest, 1 = highest bid;
+    0.5 = bid-blind)."""
     out = {
         "sampled_reward": float(np.mean([r["reward"] for r in rows])),
         "sampled_revenue": float(np.mean([r["revenue"] for r in rows])),
@@ -738,6 +741,16 @@ def summarize_samples(rows: list[dict]) -> dict[str, float]:
     }
     if rows and "true_reward" in rows[0]:
         out["sampled_true_reward"] = float(np.mean([r["true_reward"] for r in rows]))
+    if instances is not None:
+        bids, ranks = [], []
+        for r in rows:
+            ids, b = [a.ad_id for a in instances[r["i"]].ads], np.asarray(r["bids"], float)
+            for ad_id in r["ctr"]:  # the valid insertions the reward model scored
+                k = ids.index(ad_id)
+                bids.append(b[k])
+                ranks.append((np.sum(b < b[k]) + 0.5 * (np.sum(b == b[k]) - 1)) / max(len(b) - 1, 1))
+        out["inserted_bid_mean"] = float(np.mean(bids)) if bids else float("nan")
+        out["inserted_bid_rank"] = float(np.mean(ranks)) if ranks else float("nan")
     return out
 
 
@@ -749,7 +762,7 @@ def plot_curves(history: list[dict], path: Path) -> None:
 
     keys = [("sampled_reward", "sampled reward (reward model)"), ("sampled_true_reward", "sampled reward (exact CTR)"),
             ("format_error_rate", "format-error rate"), ("ads_per_response", "valid ads / response"),
-            ("pctr_auc", "pCTR held-out AUC"), ("pctr_prequential_auc", "pCTR AUC on the new log"), ("dpo_loss", "DPO loss"), ("dpo_accuracy", "DPO accuracy"),
+            ("inserted_bid_rank", "bid rank of inserted ads"), ("pctr_auc", "pCTR held-out AUC"), ("pctr_prequential_auc", "pCTR AUC on the new log"), ("dpo_loss", "DPO loss"), ("dpo_accuracy", "DPO accuracy"),
             ("dpo_margin", "DPO margin"), ("pairs_kept", "pairs kept")]
     keys = [(k, lab) for k, lab in keys if any(isinstance(h.get(k), (int, float)) for h in history)]
     fig, axes = plt.subplots(1, len(keys), figsize=(2.6 * len(keys), 2.6), squeeze=False)

@@ -1,0 +1,93 @@
+"""Per-epoch table of one or more IRPO runs (``llm-auction train`` run directories).
+
+Usage::
+
+    python -m benchmarks.irpo_report runs/irpo-swap-oracle [runs/irpo-swap-pctr ...] --out benchmarks/results/irpo
+
+For every epoch it lists what the epoch's samples phase saw of the policy it started from (mean
+sampled reward under the reward model and under the exact click model, revenue, ads per response,
+format errors, and bid awareness: the mean bid rank of the inserted ads among their query's
+candidates, 0.5 = bid-blind; see ``irpo.summarize_samples``), the pairs kept, the DPO loss,
+accuracy and margin, and the wall time per phase. Epoch ``t``'s samples come from the policy
+after epoch ``t - 1``, so the bid rank of epoch 2 is the first measurement of a trained policy.
+Writes ``<out>/irpo_epochs.md`` and ``.json`` (with each run's config and the git commit).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from llm_auction_env.config import from_dict
+from mechanisms.training.irpo import IRPOConfig, summarize_samples
+
+COLUMNS = [
+    ("epoch", "epoch", "{}"), ("sampled_reward", "reward (reward model)", "{:.2f}"),
+    ("sampled_true_reward", "reward (exact)", "{:.2f}"), ("sampled_revenue", "revenue", "{:.2f}"),
+    ("ads_per_response", "ads/resp", "{:.2f}"), ("format_error_rate", "format err", "{:.3f}"),
+    ("inserted_bid_mean", "inserted bid", "{:.1f}"), ("inserted_bid_rank", "bid rank", "{:.3f}"),
+    ("pairs_kept", "pairs", "{}"), ("dpo_loss", "DPO loss", "{:.3f}"), ("dpo_accuracy", "DPO acc", "{:.2f}"),
+    ("dpo_margin", "DPO margin", "{:.2f}"),
+]
+
+
+def epoch_rows(run: Path, instances=None) -> tuple[dict, list[dict]]:
+    """(run config, per-epoch metrics), the bid-awareness columns recomputed from ``samples.jsonl``
+    on the run's training ``instances`` (default: rebuilt from its config, as ``build_components`` does)."""
+    if instances is None:
+        from llm_auction_env.data import load_dataset
+        from llm_auction_env.instances import make_instances
+
+        cfg = from_dict(IRPOConfig, json.loads((run / "config.json").read_text()))
+        instances = make_instances(load_dataset(), "train", cfg.n_queries, cfg.k_ads, rng=cfg.seed)
+    rows = []
+    for ep in sorted(run.glob("epoch_*/metrics.json")):
+        m = json.loads(ep.read_text())
+        samples = [json.loads(x) for x in (ep.parent / "samples.jsonl").read_text().splitlines() if x.strip()]
+        m.update(summarize_samples(samples, instances))
+        rows.append(m)
+    return json.loads((run / "config.json").read_text()), rows
+
+
+def markdown(runs: dict[str, tuple[dict, list[dict]]]) -> str:
+    lines = []
+    for name, (cfg, rows) in runs.items():
+        lines += [f"### `{name}` ({cfg['reward']} reward, pair_kind {cfg.get('pair_kind', 'full')}, "
+                  f"{cfg['n_queries']} queries x M = {cfg['m_samples']}, "
+                  f"<= {cfg.get('max_pairs_per_epoch') or 'all'} pairs per epoch)", "",
+                  "| " + " | ".join(c[1] for c in COLUMNS) + " | seconds per phase |",
+                  "|" + "---|" * (len(COLUMNS) + 1)]
+        for m in rows:
+            cells = [fmt.format(m[k]) if isinstance(m.get(k), (int, float)) else "n/a" for k, _, fmt in COLUMNS]
+            secs = ", ".join(f"{k} {v:.0f}" for k, v in m.get("seconds", {}).items()) or "n/a"
+            lines.append("| " + " | ".join(cells) + f" | {secs} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from benchmarks.leaderboard import git
+
+    p = argparse.ArgumentParser(prog="python -m benchmarks.irpo_report", description=__doc__.split("\n\n")[0])
+    p.add_argument("runs", nargs="+", help="IRPO run directories")
+    p.add_argument("--out", default="runs/irpo-report")
+    args = p.parse_args(argv)
+    runs = {}
+    for r in args.runs:
+        run = Path(r)
+        if not (run / "config.json").is_file():
+            p.error(f"{run} is not an IRPO run directory (no config.json)")
+        runs[run.name] = epoch_rows(run)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    text = markdown(runs)
+    (out / "irpo_epochs.md").write_text(text)
+    (out / "irpo_epochs.json").write_text(json.dumps(
+        {"git_commit": git("rev-parse", "HEAD"),
+         "runs": {k: {"config": c, "epochs": rows} for k, (c, rows) in runs.items()}}, indent=1, default=float))
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
