@@ -23,7 +23,7 @@ The ``irpo`` entry holds the training settings that differ from ``IRPOConfig``'s
 shipped CPU recipe, which trains the warm-started ``embedded`` policy without any decoding aid on
 200 training queries x M = 4 samples for 3 epochs, with counterfactual ad-swap pairs (one per
 query, delta_th 5, the 96 largest reward gaps of the epoch go to DPO: ~15 s per pair here), a
-historical click log for the pCTR, and DPO on LoRA r 8 at lr 5e-4 (``benchmarks/RESULTS_irpo.md``).
+historical click log for the pCTR, and DPO on LoRA r 8 at lr 2e-3 (``benchmarks/RESULTS_irpo.md``).
 """
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ PRESETS: dict[str, Preset] = {
         properties_mosaic_m=2,
         irpo=dict(
             n_queries=200, k_deploy=2, m_samples=4, epochs=3, pair_kind="swap", max_pairs_per_query=1,
-            max_pairs_per_epoch=96, max_length=640, historical_queries=300, delta_th=5.0, learning_rate=5e-4,
+            max_pairs_per_epoch=96, max_length=640, historical_queries=300, delta_th=5.0, learning_rate=2e-3,
             dpo_epochs=1,
         ),
     ),

@@ -11,8 +11,8 @@ and ``vllm serve`` at scale share one client path.
                        backend's weights exactly)
 ``adapter``            a peft LoRA folder served from the start; ``load_adapter`` switches (``None``: base model)
 ``slots``              16 parallel sequences (continuous batching); ``ctx`` (default ``1024 * slots``) is shared
-``threads``            ``-t``; default ``auto_threads()``: every core on an idle machine, fewer when the load
-                       average says other jobs run (llama.cpp's threads stall each other when preempted);
+``threads``            ``-t``; default ``auto_threads()``: every core on an idle machine, fewer when other
+                       processes keep cores busy (llama.cpp's threads stall each other when preempted);
                        ``server_args``: extra ``llama-server`` flags
 ``auto_restart``       1: a server that died is restarted once per call (counted in ``stats["restarts"]``);
                        0: raise ``LlamaServerError`` naming its log file
@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -70,18 +71,44 @@ def trim_unfinished(text: str, ads: Sequence[Ad]) -> str:
     return text.encode("utf-8")[:cut].decode("utf-8", "ignore")
 
 
+def busy_cores_of_others(window: float = 0.5) -> float | None:
+    """Cores kept busy by *other* processes during the next ``window`` seconds (Linux ``/proc``:
+    the machine's busy time minus this process's own), or ``None`` where ``/proc`` is unavailable.
+    Unlike the load average it does not count this process's own past work (e.g. the DPO phase
+    that ran just before IRPO starts its sampling engine)."""
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            cpu = [int(x) for x in f.readline().split()[1:9]]
+        with open("/proc/self/stat") as f:
+            own = f.read().rsplit(")", 1)[1].split()
+        busy = sum(cpu) - cpu[3] - cpu[4]  # all but idle and iowait
+        return busy, int(own[11]) + int(own[12])  # utime + stime of every thread of this process
+
+    try:
+        busy0, own0 = sample()
+        t0 = time.monotonic()
+        time.sleep(window)
+        busy1, own1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(0.0, ((busy1 - busy0) - (own1 - own0)) / os.sysconf("SC_CLK_TCK") / (time.monotonic() - t0))
+
+
 def auto_threads() -> int:
-    """Server threads for this machine now: all cores when idle, fewer when other jobs run.
+    """Server threads for this machine now: all cores when idle, fewer when other jobs run
+    (:func:`busy_cores_of_others`; the 1-minute load average where ``/proc`` is unavailable).
 
     llama.cpp's threads meet at a barrier every layer, so one thread preempted by another job stalls
     the rest: on our 2-core machine with two training jobs running, 2 threads gave 6.7 tok/s and 1
     thread 37 tok/s (16 chats, 32 tokens)."""
     cores = os.cpu_count() or 1
-    try:
-        load = os.getloadavg()[0]
-    except OSError:
-        return cores
-    return max(1, min(cores, cores - int(round(load))))
+    others = busy_cores_of_others()
+    if others is None:
+        try:
+            others = os.getloadavg()[0]
+        except OSError:
+            return cores
+    return max(1, min(cores, cores - int(round(others))))
 
 
 def unsupported_aid(markup_aid: Any) -> str | None:
