@@ -368,3 +368,28 @@ def test_softmax_oracle_reference_is_monotone():
     assert rep["spearman"]["curve"] > 0.9
     with pytest.raises(KeyError, match="other instances"):
         mech.allocate([instance()], rng)
+
+
+def test_fig4a_epochs_merges_sweeps_of_the_same_instances_only(tmp_path):
+    import json
+    from pathlib import Path
+
+    from benchmarks import fig4a_epochs
+
+    src = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "fig4a-warmstart" / "monotonicity.json"
+    data = json.loads(src.read_text())
+    other = dict(data, perturbed_ads=[(a + 1) % 10 for a in data["perturbed_ads"]])
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    assert fig4a_epochs.main(["--entry", f"epoch 0={src}:pretrained", "--entry", f"again={src}:pretrained",
+                              "--out", str(tmp_path / "out")]) == 0
+    merged = json.loads((tmp_path / "out" / "fig4a_epochs.json").read_text())
+    assert list(merged["entries"]) == ["epoch 0", "again"]
+    assert merged["entries"]["epoch 0"]["spearman_curve"] == data["mechanisms"]["pretrained"]["itctr"]["spearman"]["curve"]
+    assert (tmp_path / "out" / "fig4a_epochs.png").stat().st_size > 0
+    with pytest.raises(ValueError, match="not comparable"):
+        fig4a_epochs.merge([fig4a_epochs.load_entry(f"a={src}:pretrained"),
+                            fig4a_epochs.load_entry(f"b={tmp_path / 'other.json'}:pretrained")])
+    with pytest.raises(ValueError, match="no mechanism"):
+        fig4a_epochs.load_entry(f"a={src}:mosaic")
+    with pytest.raises(SystemExit):
+        fig4a_epochs.main(["--entry", "no-colon"])
