@@ -9,7 +9,8 @@ sampled reward under the reward model and under the exact click model, revenue, 
 format errors, and bid awareness: the mean bid rank of the inserted ads among their query's
 candidates, 0.5 = bid-blind; see ``irpo.summarize_samples``), the pairs kept, the DPO loss,
 accuracy and margin, and the wall time per phase. Epoch ``t``'s samples come from the policy
-after epoch ``t - 1``, so the bid rank of epoch 2 is the first measurement of a trained policy.
+after epoch ``t - 1``, so the bid rank of epoch 2 is the first measurement of a trained policy; an
+epoch that stopped after its samples phase is listed with its samples only.
 Writes ``<out>/irpo_epochs.md`` and ``.json`` (with each run's config and the git commit).
 """
 from __future__ import annotations
@@ -41,9 +42,11 @@ def epoch_rows(run: Path, instances=None) -> tuple[dict, list[dict]]:
         cfg = from_dict(IRPOConfig, json.loads((run / "config.json").read_text()))
         instances = make_instances(load_dataset(), "train", cfg.n_queries, cfg.k_ads, rng=cfg.seed)
     rows = []
-    for ep in sorted(run.glob("epoch_*/metrics.json")):
-        m = json.loads(ep.read_text())
-        samples = [json.loads(x) for x in (ep.parent / "samples.jsonl").read_text().splitlines() if x.strip()]
+    for ep in sorted(run.glob("epoch_*/samples.jsonl")):
+        done = ep.parent / "metrics.json"
+        # an unfinished epoch (no metrics yet) still measures the policy its samples came from
+        m = json.loads(done.read_text()) if done.exists() else {"epoch": int(ep.parent.name.split("_")[1]), "unfinished": True}
+        samples = [json.loads(x) for x in ep.read_text().splitlines() if x.strip()]
         m.update(summarize_samples(samples, instances))
         rows.append(m)
     return json.loads((run / "config.json").read_text()), rows
@@ -60,6 +63,8 @@ def markdown(runs: dict[str, tuple[dict, list[dict]]]) -> str:
         for m in rows:
             cells = [fmt.format(m[k]) if isinstance(m.get(k), (int, float)) else "n/a" for k, _, fmt in COLUMNS]
             secs = ", ".join(f"{k} {v:.0f}" for k, v in m.get("seconds", {}).items()) or "n/a"
+            if m.get("unfinished"):
+                cells[0] += " (samples only)"
             lines.append("| " + " | ".join(cells) + f" | {secs} |")
         lines.append("")
     return "\n".join(lines)

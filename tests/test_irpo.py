@@ -338,3 +338,17 @@ def test_irpo_report_tables_every_epoch(uninterrupted, tiny_llama, tmp_path):
     assert rows[0]["pairs_kept"] == history[0]["pairs_kept"]
     text = irpo_report.markdown({"full": (cfg, rows)})
     assert "bid rank" in text and text.count("\n| 1 |") == 1
+
+
+def test_shipped_oracle_adapter_is_the_quick_preset_recipe():
+    """`llm-auction train --preset quick --reward oracle` reproduces the shipped adapter's config."""
+    from dataclasses import asdict
+    from pathlib import Path
+
+    shipped = Path(__file__).resolve().parents[1] / "mechanisms" / "adapters" / "llm_auction_oracle"
+    saved = json.loads((shipped / "config.json").read_text())
+    expect = json.loads(json.dumps(asdict(IRPOConfig.from_preset("quick", reward="oracle"))))
+    differ = {k: (saved.get(k), v) for k, v in expect.items() if k != "run_dir" and saved.get(k) != v}
+    assert not differ
+    assert [m["epoch"] for m in json.loads((shipped / "metrics.json").read_text())] == [1, 2, 3]
+    assert (shipped / "policy" / "adapter_model.safetensors").stat().st_size > 0
