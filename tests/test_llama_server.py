@@ -216,9 +216,12 @@ def test_server_killed_mid_run_restarts_and_counts():
 
 def test_server_stops_when_its_owner_is_killed():
     """SIGKILL of the process that started the server (no atexit runs) still stops the server."""
+    import shutil
     import subprocess
     import sys
 
+    if shutil.which("setpriv") is None:
+        pytest.skip("needs util-linux setpriv (without it only atexit stops the server)")
     code = ("from llm_auction_env.llm.llamacpp_backend import LlamaCppBackend\n"
             "b = LlamaCppBackend(gguf='f32', slots=1, ctx=1024); b.start()\n"
             "print(b.server.process.pid, flush=True)\n"
