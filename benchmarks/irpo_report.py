@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 
 from llm_auction_env.config import from_dict
-from mechanisms.training.irpo import IRPOConfig, summarize_samples
+from mechanisms.training.irpo import IRPOConfig, summarize_samples, training_instances
 
 COLUMNS = [
     ("epoch", "epoch", "{}"), ("sampled_reward", "reward (reward model)", "{:.2f}"),
@@ -34,13 +34,9 @@ COLUMNS = [
 
 def epoch_rows(run: Path, instances=None) -> tuple[dict, list[dict]]:
     """(run config, per-epoch metrics), the bid-awareness columns recomputed from ``samples.jsonl``
-    on the run's training ``instances`` (default: rebuilt from its config, as ``build_components`` does)."""
+    on the run's training ``instances`` (default: ``irpo.training_instances`` of its config)."""
     if instances is None:
-        from llm_auction_env.data import load_dataset
-        from llm_auction_env.instances import make_instances
-
-        cfg = from_dict(IRPOConfig, json.loads((run / "config.json").read_text()))
-        instances = make_instances(load_dataset(), "train", cfg.n_queries, cfg.k_ads, rng=cfg.seed)
+        instances = training_instances(from_dict(IRPOConfig, json.loads((run / "config.json").read_text())))
     rows = []
     for ep in sorted(run.glob("epoch_*/samples.jsonl")):
         done = ep.parent / "metrics.json"

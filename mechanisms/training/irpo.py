@@ -230,6 +230,16 @@ class Components:
     engine); ``None``: sample from the merged policy with the transformers backend."""
 
 
+def training_instances(cfg: IRPOConfig, dataset=None) -> list[AuctionInstance]:
+    """The run's training queries (``n_queries`` of the train split, ``k_ads`` candidates, drawn
+    from ``seed``); bids are redrawn in every phase."""
+    from llm_auction_env.data import load_dataset
+    from llm_auction_env.instances import make_instances
+
+    return make_instances(dataset if dataset is not None else load_dataset(), "train", cfg.n_queries, cfg.k_ads,
+                          rng=cfg.seed)
+
+
 def build_components(cfg: IRPOConfig) -> Components:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -239,7 +249,7 @@ def build_components(cfg: IRPOConfig) -> Components:
     from llm_auction_env.instances import make_instances
 
     dataset = load_dataset()
-    instances = make_instances(dataset, "train", cfg.n_queries, cfg.k_ads, rng=cfg.seed)
+    instances = training_instances(cfg, dataset)
     path = resolve_model_path(cfg.model)
 
     def load_base():
@@ -742,13 +752,15 @@ def summarize_samples(rows: list[dict], instances: Sequence[AuctionInstance] | N
     if rows and "true_reward" in rows[0]:
         out["sampled_true_reward"] = float(np.mean([r["true_reward"] for r in rows]))
     if instances is not None:
+        from scipy.stats import rankdata
+
         bids, ranks = [], []
         for r in rows:
             ids, b = [a.ad_id for a in instances[r["i"]].ads], np.asarray(r["bids"], float)
             for ad_id in r["ctr"]:  # the valid insertions the reward model scored
                 k = ids.index(ad_id)
                 bids.append(b[k])
-                ranks.append((np.sum(b < b[k]) + 0.5 * (np.sum(b == b[k]) - 1)) / max(len(b) - 1, 1))
+                ranks.append((rankdata(b)[k] - 1) / max(len(b) - 1, 1))  # mid-ranks for ties
         out["inserted_bid_mean"] = float(np.mean(bids)) if bids else float("nan")
         out["inserted_bid_rank"] = float(np.mean(ranks)) if ranks else float("nan")
     return out
