@@ -5,7 +5,10 @@ query, the user profile and the candidate ads with their bids, and writes one re
 the paper's first price per click (Sec. 4.2): each clicked, validly exposed ad pays its bid.
 
 Config (``PretrainedConfig``): ``prompt_style`` ``"paper"`` (the App. B template) or ``"compact"``
-(the same instructions, shorter, for CPU runs); ``sampling`` (default: the paper's 0.7/0.8/20).
+(the same instructions, shorter, for CPU runs); ``sampling`` (default: the paper's 0.7/0.8/20);
+``constrain_ads`` (default off, as in the paper): decode with the backend's constrained ad markup
+(every insertion is one candidate's exact ``@Title@[Ad ID]``), an ablation that removes format
+errors from the comparison (``--mechanism-kwargs '{"pretrained": {"constrain_ads": true}}'``).
 The backend is a :class:`~llm_auction_env.llm.base.TextBackend` object, a
 :class:`~llm_auction_env.llm.models.ModelConfig`, or a ``make_backend`` name with
 ``backend_config``. Each response's ``Allocation.cost`` holds one LLM call, its prompt and
@@ -31,6 +34,7 @@ class PretrainedConfig:
     prompt_style: str = "paper"
     sampling: Sampling = field(default_factory=Sampling)
     batch_size: int = 16
+    constrain_ads: bool = False
 
 
 @MECHANISMS.register("pretrained")
@@ -48,7 +52,8 @@ class Pretrained:
 
     def allocate(self, batch: Sequence[AuctionInstance], rng: np.random.Generator) -> list[Allocation]:
         cfg = self.config
-        return sample_ad_llm(self.backend, batch, rng, cfg.prompt_style, cfg.sampling, cfg.batch_size)
+        return sample_ad_llm(self.backend, batch, rng, cfg.prompt_style, cfg.sampling, cfg.batch_size,
+                             constrain_ads=cfg.constrain_ads)
 
     def payments(self, inst: AuctionInstance, alloc: Allocation, outcome: Outcome) -> np.ndarray:
         return first_price_per_click(inst, alloc, outcome)

@@ -168,3 +168,25 @@ def test_rag_auction_integrates_winners_and_prices_below_bid(backend):
         assert len(a.extra["winners"]) == 1
         w = inst.index_of(a.extra["winners"][0])
         assert 0 <= a.extra["price_per_click"][w] <= inst.bids[w]
+
+
+def test_pretrained_constrain_ads_passes_each_instance_candidates_to_the_backend(backend):
+    """``constrain_ads`` (the format-error-free ablation) asks the backend for constrained markup
+    with each instance's own candidates; off by default, as in the paper."""
+    calls = []
+
+    class Recording:
+        def __getattr__(self, name):
+            return getattr(backend, name)
+
+        def generate(self, chats, **kw):
+            calls.append(kw)
+            return backend.generate(chats, **kw)
+
+    batch = instances()
+    build("pretrained", Recording()).allocate(batch, np.random.default_rng(0))
+    assert "constrain_ads" not in calls[-1]
+    allocs = build("pretrained", Recording(), constrain_ads=True).allocate(batch, np.random.default_rng(0))
+    assert calls[-1]["constrain_ads"] == [inst.ads for inst in batch]
+    for inst, a in zip(batch, allocs):
+        assert all(p.valid for p in placements(a.response, inst.ads))
