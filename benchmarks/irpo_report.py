@@ -10,7 +10,9 @@ format errors, and bid awareness: the mean bid rank of the inserted ads among th
 candidates, 0.5 = bid-blind; see ``irpo.summarize_samples``), the pairs kept, the DPO loss,
 accuracy and margin, and the wall time per phase. Epoch ``t``'s samples come from the policy
 after epoch ``t - 1``, so the bid rank of epoch 2 is the first measurement of a trained policy; an
-epoch that stopped after its samples phase is listed with its samples only.
+epoch that stopped after its samples phase is listed with its samples only. A second table per run
+splits the format errors by kind (``irpo.error_kinds``: e.g. one candidate's title written with
+another's id).
 Writes ``<out>/irpo_epochs.md`` and ``.json`` (with each run's config and the git commit).
 """
 from __future__ import annotations
@@ -20,7 +22,7 @@ import json
 from pathlib import Path
 
 from llm_auction_env.config import from_dict
-from mechanisms.training.irpo import IRPOConfig, summarize_samples, training_instances
+from mechanisms.training.irpo import ERROR_KINDS, IRPOConfig, summarize_samples, training_instances
 
 COLUMNS = [
     ("epoch", "epoch", "{}"), ("sampled_reward", "reward (reward model)", "{:.2f}"),
@@ -62,6 +64,12 @@ def markdown(runs: dict[str, tuple[dict, list[dict]]]) -> str:
             if m.get("unfinished"):
                 cells[0] += " (samples only)"
             lines.append("| " + " | ".join(cells) + f" | {secs} |")
+        lines += ["", "Format errors per 100 responses, by kind:", "",
+                  "| epoch | " + " | ".join(k.replace("_", " ") for k in ERROR_KINDS) + " |",
+                  "|" + "---|" * (len(ERROR_KINDS) + 1)]
+        for m in rows:
+            lines.append(f"| {m['epoch']} | " + " | ".join(
+                f"{100 * m[f'errors_{k}']:.1f}" if f"errors_{k}" in m else "n/a" for k in ERROR_KINDS) + " |")
         lines.append("")
     return "\n".join(lines)
 

@@ -325,6 +325,23 @@ def test_summarize_samples_reports_the_bid_rank_of_inserted_ads():
     assert out["inserted_bid_rank"] == pytest.approx(0.5)  # highest (1) and lowest (0) bid
     assert summarize_samples(rows[:1], [inst])["inserted_bid_rank"] == 1.0
     assert "inserted_bid_rank" not in summarize_samples(rows)
+    assert "errors_duplicate" not in out  # rows without their response text
+
+
+def test_error_kinds_tell_a_title_id_mismatch_from_an_altered_title():
+    from mechanisms.training.irpo import summarize_samples
+
+    a, b, c = SWAP_ADS
+    texts = [f"Try @{b.title}@[{a.ad_id}] today.",  # b's title with a's id: a mismatch
+             f"Try @{a.title} Pro@[{a.ad_id}] and {parsing.render(c)}, {parsing.render(c)}.",  # altered + duplicate
+             f"Try {parsing.render(a)}.", f"Try @{a.title}@[Ad-99999]."]
+    rows = [dict(i=0, reward=0.0, revenue=0.0, n_err=1, n_ads=1, bids=[10.0, 80.0, 40.0], ctr={}, response=y) for y in texts]
+    out = summarize_samples(rows, [SWAP_INST])
+    assert out["errors_title_of_other_ad"] == pytest.approx(1 / 4)
+    assert out["errors_altered_title"] == pytest.approx(1 / 4)
+    assert out["errors_duplicate"] == pytest.approx(1 / 4)
+    assert out["errors_unknown_id"] == pytest.approx(1 / 4)
+    assert out["errors_malformed"] == 0.0
 
 
 def test_irpo_report_tables_every_epoch(uninterrupted, tiny_llama, tmp_path):
@@ -337,17 +354,19 @@ def test_irpo_report_tables_every_epoch(uninterrupted, tiny_llama, tmp_path):
     assert (0.0 <= rank <= 1.0) if rows[0]["ads_per_response"] > 0 else np.isnan(rank)
     assert rows[0]["pairs_kept"] == history[0]["pairs_kept"]
     text = irpo_report.markdown({"full": (cfg, rows)})
-    assert "bid rank" in text and text.count("\n| 1 |") == 1
+    assert "bid rank" in text and text.count("\n| 1 |") == 2  # the epoch table and the error kinds
+    assert "title of other ad" in text
 
 
-def test_shipped_oracle_adapter_is_the_quick_preset_recipe():
-    """`llm-auction train --preset quick --reward oracle` reproduces the shipped adapter's config."""
+@pytest.mark.parametrize("reward", ["oracle", "pctr"])
+def test_shipped_adapter_is_the_quick_preset_recipe(reward):
+    """`llm-auction train --preset quick --reward R` reproduces the shipped adapter's config."""
     from dataclasses import asdict
     from pathlib import Path
 
-    shipped = Path(__file__).resolve().parents[1] / "mechanisms" / "adapters" / "llm_auction_oracle"
+    shipped = Path(__file__).resolve().parents[1] / "mechanisms" / "adapters" / f"llm_auction_{reward}"
     saved = json.loads((shipped / "config.json").read_text())
-    expect = json.loads(json.dumps(asdict(IRPOConfig.from_preset("quick", reward="oracle"))))
+    expect = json.loads(json.dumps(asdict(IRPOConfig.from_preset("quick", reward=reward))))
     differ = {k: (saved.get(k), v) for k, v in expect.items() if k != "run_dir" and saved.get(k) != v}
     assert not differ
     assert [m["epoch"] for m in json.loads((shipped / "metrics.json").read_text())] == [1, 2, 3]

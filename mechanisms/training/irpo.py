@@ -763,7 +763,26 @@ def summarize_samples(rows: list[dict], instances: Sequence[AuctionInstance] | N
                 ranks.append((rankdata(b)[k] - 1) / max(len(b) - 1, 1))  # mid-ranks for ties
         out["inserted_bid_mean"] = float(np.mean(bids)) if bids else float("nan")
         out["inserted_bid_rank"] = float(np.mean(ranks)) if ranks else float("nan")
+        if rows and all("response" in r for r in rows):
+            out.update(error_kinds(rows, instances))
     return out
+
+
+ERROR_KINDS = ("malformed", "unknown_id", "altered_title", "title_of_other_ad", "duplicate")
+
+
+def error_kinds(rows: list[dict], instances: Sequence[AuctionInstance]) -> dict[str, float]:
+    """Format errors per response by kind (``parsing.placements``), as ``errors_<kind>``; an
+    ``altered_title`` whose title is another candidate's exact title (one ad's title with another's
+    id, a title/id mismatch) is counted apart as ``title_of_other_ad``."""
+    counts = dict.fromkeys(ERROR_KINDS, 0)
+    for r in rows:
+        ads = instances[r["i"]].ads
+        titles = {a.title.strip() for a in ads}
+        for p in parsing.placements(r["response"], ads):
+            if p.error is not None:
+                counts["title_of_other_ad" if p.error == "altered_title" and p.title in titles else p.error] += 1
+    return {f"errors_{k}": v / len(rows) for k, v in counts.items()}
 
 
 def plot_curves(history: list[dict], path: Path) -> None:
