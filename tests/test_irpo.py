@@ -371,3 +371,33 @@ def test_shipped_adapter_is_the_quick_preset_recipe(reward):
     assert not differ
     assert [m["epoch"] for m in json.loads((shipped / "metrics.json").read_text())] == [1, 2, 3]
     assert (shipped / "policy" / "adapter_model.safetensors").stat().st_size > 0
+
+
+def test_markup_binding_masks_the_id_and_the_title_tokens(tiny_llama):
+    from benchmarks.markup_binding import markup_masks, side_logprobs
+
+    model, tok = tiny_llama
+    ad = SWAP_ADS[0]
+    prompt, text = "Question: shoes?\nAnswer:", f" For grip, try {parsing.render(ad)} on wet days."
+    (p,) = parsing.placements(text, SWAP_ADS)
+    enc = tok(prompt + text, return_offsets_mapping=True, add_special_tokens=False)
+    ids, starts = enc["input_ids"][1:], [s for s, _ in enc["offset_mapping"]][1:]
+    id_mask, title_mask = markup_masks(starts, len(prompt), p)
+    assert tok.decode([t for t, m in zip(ids, id_mask) if m]).strip() == f"{ad.ad_id}]"
+    assert tok.decode([t for t, m in zip(ids, title_mask) if m]).strip() == ad.title
+    lp = side_logprobs(model, tok, prompt, text, SWAP_ADS)
+    # a random model is near-uniform: about -log(vocabulary) per masked token
+    assert lp["id"] == pytest.approx(-id_mask.sum() * np.log(len(tok)), rel=0.2)
+    assert lp["title"] == pytest.approx(-title_mask.sum() * np.log(len(tok)), rel=0.2)
+    assert side_logprobs(model, tok, prompt, " No ad here.", SWAP_ADS) is None
+
+
+def test_markup_binding_cli_rejects_bad_combos(tmp_path):
+    from benchmarks import markup_binding
+
+    with pytest.raises(SystemExit):
+        markup_binding.main([str(tmp_path), "--combo", "1:0"])
+    with pytest.raises(SystemExit):
+        markup_binding.main([str(tmp_path), "--combo", "x"])
+    with pytest.raises(SystemExit):  # not a run directory
+        markup_binding.main([str(tmp_path), "--combo", "0:1"])
