@@ -313,6 +313,30 @@ def test_swap_pair_epoch_trains_on_pairs_that_differ_only_in_the_ad(tiny_llama, 
     with pytest.raises(ValueError, match="max_pairs_per_epoch"):
         config(tmp_path / "bad", max_pairs_per_epoch=-1)
 
+    # pair_kind="choice": the same swap pairs, cut to the first differing word; DPO trains on them.
+    choice_cfg = config(tmp_path / "choice", reward="oracle", pair_kind="choice", max_ads=1, ad_open_bias=50.0,
+                        max_new_tokens=24, max_pairs_per_query=2)
+    choice_irpo = IRPO(choice_cfg, comps)
+    cut = choice_irpo.phase_pairs(1, rows, None)
+    assert cut and all(c["kind"] == "choice" for c in cut)
+    for c in cut:  # each is one of the swap pairs (same query and ads), cut after the shared words
+        assert any(c["prompt"] == p["prompt"] + c["shared"] and p["chosen"].startswith(c["shared"] + c["chosen"])
+                   and p["rejected"].startswith(c["shared"] + c["rejected"])
+                   for p in pairs if (p["i"], p["ad_w"], p["ad_l"]) == (c["i"], c["ad_w"], c["ad_l"]))
+        assert c["chosen"] != c["rejected"] and len(c["chosen"].split()) == len(c["rejected"].split()) == 1
+    assert choice_irpo.phase_dpo(1, None, cut)["dpo_steps"] >= 1
+
+
+def test_cut_to_choice_keeps_only_the_first_differing_word():
+    from mechanisms.training.irpo import cut_to_choice
+
+    assert cut_to_choice("Try @Hario V60 Ceramic Vase@[Ad-1] now.", "Try @Hario V60 Ceramic Pour-Over@[Ad-2] now.") == \
+        ("Try @Hario V60 Ceramic", " Vase@[Ad-1]", " Pour-Over@[Ad-2]")
+    # the ad's sentence removed: the choice is to open it or to go on with the next sentence
+    assert cut_to_choice("Rest. For grip, try @A@[Ad-1]. Go.", "Rest. Go.") == ("Rest.", " For", " Go.")
+    assert cut_to_choice("Same words", "Same words") is None
+    assert cut_to_choice("Rest. Go.", "Rest.") is None
+
 
 def test_summarize_samples_reports_the_bid_rank_of_inserted_ads():
     from mechanisms.training.irpo import summarize_samples

@@ -19,6 +19,11 @@ e.g. the warm-start SFT of ``mechanisms/training/warmstart.py``):
    ``pair_kind="swap"`` (ours) pairs counterfactual versions of each sampled answer instead: the
    inserted ad replaced by every other candidate, or its sentence removed (no ad), scored with the
    same reward model, so chosen and rejected differ only in the allocation (``ad_variants``).
+   ``pair_kind="choice"`` cuts each swap pair to the decision itself (``cut_to_choice``): the
+   shared words go into the prompt and chosen / rejected are just the first word that differs
+   (e.g. ``@Hario V60 Ceramic`` + ``Vase`` vs ``Pour-Over``), so DPO never pushes down the id that
+   follows a rejected ad's title (``benchmarks/markup_binding.py`` measures that unbinding on
+   swap pairs). Not yet measured at the quick preset's size.
 5. **dpo**: TRL ``DPOTrainer`` (sigmoid loss, beta 0.1) on the pairs. With ``lora_r > 0`` (CPU) a
    fresh LoRA is trained on top of pi_{t-1}, whose weights are the merged policy, so peft's
    adapter-disabled model *is* pi_{t-1}: the reference is always the previous epoch's policy, as in
@@ -187,8 +192,8 @@ class IRPOConfig:
         if isinstance(self.reward_config, dict):
             self.reward_config = RewardConfig(**self.reward_config)
         self.lora_targets = tuple(self.lora_targets)
-        if self.pair_kind not in ("full", "swap"):
-            raise ValueError(f"pair_kind must be 'full' or 'swap', got {self.pair_kind!r}")
+        if self.pair_kind not in ("full", "swap", "choice"):
+            raise ValueError(f"pair_kind must be 'full', 'swap' or 'choice', got {self.pair_kind!r}")
         if self.sampler not in ("auto", "transformers"):
             raise ValueError(f"sampler must be 'auto' or 'transformers', got {self.sampler!r}")
         if self.reward not in ("pctr", "oracle"):
@@ -358,6 +363,17 @@ def swap_pairs(
                 for w, l in preference_pairs(r, delta_th, max_pairs)]
     out.sort(key=lambda p: p["r_l"] - p["r_w"])  # largest gap first, over all responses (stable)
     return out[:max_pairs] if max_pairs > 0 else out
+
+
+def cut_to_choice(chosen: str, rejected: str) -> tuple[str, str, str] | None:
+    """``(shared prefix, chosen's first differing word, rejected's first differing word)`` of two
+    answers, each word with its leading whitespace; ``None`` when one answer's words are a prefix of
+    the other's (no word to prefer)."""
+    cw, rw = re.findall(r"\s*\S+", chosen), re.findall(r"\s*\S+", rejected)
+    k = next((j for j, (a, b) in enumerate(zip(cw, rw)) if a != b), min(len(cw), len(rw)))
+    if k >= len(cw) or k >= len(rw):
+        return None
+    return "".join(cw[:k]), cw[k], rw[k]
 
 
 def score_responses(
@@ -553,22 +569,28 @@ class IRPO:
     def phase_pairs(self, t: int, rows: list[dict], source: str | None) -> list[dict]:
         """Pairs of the sampled responses (``pair_kind="full"``, the paper) or, with ``"swap"``, of
         counterfactual ad swaps within each sampled answer (:func:`swap_pairs`, the epoch's reward
-        model), at most ``max_pairs_per_query`` per query and ``max_pairs_per_epoch`` in all (the
+        model), or with ``"choice"`` those swaps cut to their first differing word
+        (:func:`cut_to_choice`; the shared words join the prompt), at most ``max_pairs_per_query`` per query and ``max_pairs_per_epoch`` in all (the
         largest reward gaps; ties keep query order) either way."""
         cfg = self.cfg
         backend = self.backend(source)
         by_query: dict[int, list[dict]] = {}
         for r in rows:
             by_query.setdefault(r["i"], []).append(r)
-        reward_model = self.reward_model(t) if cfg.pair_kind == "swap" else None
+        reward_model = self.reward_model(t) if cfg.pair_kind in ("swap", "choice") else None
         out = []
         for i, group in sorted(by_query.items()):
             inst = self.comps.instances[i].with_bids(group[0]["bids"])
             prompt = backend.chat_text(self.comps.chat(inst))
-            if cfg.pair_kind == "swap":
-                out += [{"i": i, "prompt": prompt, "kind": "swap", **p}
-                        for p in swap_pairs(inst, [g["response"] for g in group], reward_model, cfg.reward_config,
-                                            cfg.delta_th, cfg.max_pairs_per_query)]
+            if cfg.pair_kind in ("swap", "choice"):
+                for p in swap_pairs(inst, [g["response"] for g in group], reward_model, cfg.reward_config,
+                                    cfg.delta_th, cfg.max_pairs_per_query):
+                    cut = cut_to_choice(p["chosen"], p["rejected"]) if cfg.pair_kind == "choice" else None
+                    if cut is not None:
+                        p = {**p, "shared": cut[0], "chosen": cut[1], "rejected": cut[2]}
+                    elif cfg.pair_kind == "choice":
+                        continue
+                    out.append({"i": i, "prompt": prompt + p.get("shared", ""), "kind": cfg.pair_kind, **p})
                 continue
             for w, l in preference_pairs([g["reward"] for g in group], cfg.delta_th, cfg.max_pairs_per_query):
                 if group[w]["response"] == group[l]["response"]:
