@@ -27,14 +27,15 @@ from pathlib import Path
 import numpy as np
 
 
-def side_logprobs(model, tokenizer, prompt: str, text: str, ads) -> dict[str, float] | None:
+def side_logprobs(model, tokenizer, prompt: str, text: str, inst) -> dict[str, float] | None:
     """(``id``, ``title``) summed token log-probs of the one valid insertion in ``text`` after
-    ``prompt``; None when ``text`` has no single valid insertion (a no-ad variant)."""
+    ``prompt`` (parsed against the ``AuctionInstance`` ``inst``); None when ``text`` has no single
+    valid insertion (a no-ad variant)."""
     import torch
 
-    from llm_auction_env import parsing
+    from llm_auction_env import scoring
 
-    found = [p for p in parsing.placements(text, ads) if p.valid]
+    found = [p for p in scoring.parse(inst, text).placements if p.valid]
     if len(found) != 1:
         return None
     (p,) = found
@@ -75,7 +76,7 @@ def measure(run: Path, combos: list[tuple[int, int]], n_pairs: int) -> list[dict
         vals: dict[str, list[float]] = {}
         for pair in pairs:
             for side in ("chosen", "rejected"):
-                lp = side_logprobs(model, tokenizer, pair["prompt"], pair[side], instances[pair["i"]].ads)
+                lp = side_logprobs(model, tokenizer, pair["prompt"], pair[side], instances[pair["i"]])
                 for k, v in (lp or {}).items():
                     vals.setdefault(f"{side}_{k}", []).append(v)
         rows.append({"policy_epoch": policy_epoch, "pairs_epoch": pairs_epoch, "n_pairs": len(pairs),

@@ -409,11 +409,11 @@ def test_markup_binding_masks_the_id_and_the_title_tokens(tiny_llama):
     id_mask, title_mask = markup_masks(starts, len(prompt), p)
     assert tok.decode([t for t, m in zip(ids, id_mask) if m]).strip() == f"{ad.ad_id}]"
     assert tok.decode([t for t, m in zip(ids, title_mask) if m]).strip() == ad.title
-    lp = side_logprobs(model, tok, prompt, text, SWAP_ADS)
+    lp = side_logprobs(model, tok, prompt, text, SWAP_INST)
     # a random model is near-uniform: about -log(vocabulary) per masked token
     assert lp["id"] == pytest.approx(-id_mask.sum() * np.log(len(tok)), rel=0.2)
     assert lp["title"] == pytest.approx(-title_mask.sum() * np.log(len(tok)), rel=0.2)
-    assert side_logprobs(model, tok, prompt, " No ad here.", SWAP_ADS) is None
+    assert side_logprobs(model, tok, prompt, " No ad here.", SWAP_INST) is None
 
 
 def test_markup_binding_cli_rejects_bad_combos(tmp_path):

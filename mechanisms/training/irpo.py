@@ -799,9 +799,9 @@ def error_kinds(rows: list[dict], instances: Sequence[AuctionInstance]) -> dict[
     id, a title/id mismatch) is counted apart as ``title_of_other_ad``."""
     counts = dict.fromkeys(ERROR_KINDS, 0)
     for r in rows:
-        ads = instances[r["i"]].ads
-        titles = {a.title.strip() for a in ads}
-        for p in parsing.placements(r["response"], ads):
+        inst = instances[r["i"]]
+        titles = {a.title.strip() for a in inst.ads}
+        for p in scoring.parse(inst, r["response"]).placements:
             if p.error is not None:
                 counts["title_of_other_ad" if p.error == "altered_title" and p.title in titles else p.error] += 1
     return {f"errors_{k}": v / len(rows) for k, v in counts.items()}
