@@ -23,7 +23,7 @@ e.g. the warm-start SFT of ``mechanisms/training/warmstart.py``):
    shared words go into the prompt and chosen / rejected are just the first word that differs
    (e.g. ``@Hario V60 Ceramic`` + ``Vase`` vs ``Pour-Over``), so DPO never pushes down the id that
    follows a rejected ad's title (``benchmarks/markup_binding.py`` measures that unbinding on
-   swap pairs). Not yet measured at the quick preset's size.
+   swap pairs). One epoch at the quick size made the policy stop inserting (benchmarks/RESULTS_irpo.md).
 5. **dpo**: TRL ``DPOTrainer`` (sigmoid loss, beta 0.1) on the pairs. With ``lora_r > 0`` (CPU) a
    fresh LoRA is trained on top of pi_{t-1}, whose weights are the merged policy, so peft's
    adapter-disabled model *is* pi_{t-1}: the reference is always the previous epoch's policy, as in
