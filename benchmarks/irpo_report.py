@@ -37,8 +37,9 @@ COLUMNS = [
 def epoch_rows(run: Path, instances=None) -> tuple[dict, list[dict]]:
     """(run config, per-epoch metrics), the bid-awareness columns recomputed from ``samples.jsonl``
     on the run's training ``instances`` (default: ``irpo.training_instances`` of its config)."""
+    config = json.loads((run / "config.json").read_text())
     if instances is None:
-        instances = training_instances(from_dict(IRPOConfig, json.loads((run / "config.json").read_text())))
+        instances = training_instances(from_dict(IRPOConfig, config))
     rows = []
     for ep in sorted(run.glob("epoch_*/samples.jsonl")):
         done = ep.parent / "metrics.json"
@@ -47,7 +48,7 @@ def epoch_rows(run: Path, instances=None) -> tuple[dict, list[dict]]:
         samples = [json.loads(x) for x in ep.read_text().splitlines() if x.strip()]
         m.update(summarize_samples(samples, instances))
         rows.append(m)
-    return json.loads((run / "config.json").read_text()), rows
+    return config, rows
 
 
 def markdown(runs: dict[str, tuple[dict, list[dict]]]) -> str:

@@ -60,12 +60,12 @@ def markup_masks(starts, offset: int, placement) -> tuple[np.ndarray, np.ndarray
 
 def measure(run: Path, combos: list[tuple[int, int]], n_pairs: int) -> list[dict]:
     from llm_auction_env.config import from_dict
-    from mechanisms.training.irpo import IRPO, IRPOConfig, training_instances
+    from mechanisms.training.irpo import IRPO, IRPOConfig
 
     cfg = from_dict(IRPOConfig, json.loads((run / "config.json").read_text()))
     cfg.run_dir = str(run)
-    instances = training_instances(cfg)
     irpo = IRPO(cfg)
+    instances = irpo.comps.instances  # the run's training queries (irpo.training_instances)
     rows = []
     for policy_epoch, pairs_epoch in combos:
         path = irpo.epoch_dir(pairs_epoch) / "pairs.jsonl"

@@ -570,8 +570,9 @@ class IRPO:
         """Pairs of the sampled responses (``pair_kind="full"``, the paper) or, with ``"swap"``, of
         counterfactual ad swaps within each sampled answer (:func:`swap_pairs`, the epoch's reward
         model), or with ``"choice"`` those swaps cut to their first differing word
-        (:func:`cut_to_choice`; the shared words join the prompt), at most ``max_pairs_per_query`` per query and ``max_pairs_per_epoch`` in all (the
-        largest reward gaps; ties keep query order) either way."""
+        (:func:`cut_to_choice`; the shared words join the prompt), at most ``max_pairs_per_query``
+        per query and ``max_pairs_per_epoch`` in all (the largest reward gaps; ties keep query
+        order) either way."""
         cfg = self.cfg
         backend = self.backend(source)
         by_query: dict[int, list[dict]] = {}
@@ -583,14 +584,12 @@ class IRPO:
             inst = self.comps.instances[i].with_bids(group[0]["bids"])
             prompt = backend.chat_text(self.comps.chat(inst))
             if cfg.pair_kind in ("swap", "choice"):
-                for p in swap_pairs(inst, [g["response"] for g in group], reward_model, cfg.reward_config,
-                                    cfg.delta_th, cfg.max_pairs_per_query):
-                    cut = cut_to_choice(p["chosen"], p["rejected"]) if cfg.pair_kind == "choice" else None
-                    if cut is not None:
-                        p = {**p, "shared": cut[0], "chosen": cut[1], "rejected": cut[2]}
-                    elif cfg.pair_kind == "choice":
-                        continue
-                    out.append({"i": i, "prompt": prompt + p.get("shared", ""), "kind": cfg.pair_kind, **p})
+                pairs = swap_pairs(inst, [g["response"] for g in group], reward_model, cfg.reward_config,
+                                   cfg.delta_th, cfg.max_pairs_per_query)
+                if cfg.pair_kind == "choice":
+                    pairs = [{**p, "shared": c[0], "chosen": c[1], "rejected": c[2]}
+                             for p in pairs if (c := cut_to_choice(p["chosen"], p["rejected"])) is not None]
+                out += [{"i": i, "prompt": prompt + p.get("shared", ""), "kind": cfg.pair_kind, **p} for p in pairs]
                 continue
             for w, l in preference_pairs([g["reward"] for g in group], cfg.delta_th, cfg.max_pairs_per_query):
                 if group[w]["response"] == group[l]["response"]:
@@ -779,10 +778,11 @@ def summarize_samples(rows: list[dict], instances: Sequence[AuctionInstance] | N
         bids, ranks = [], []
         for r in rows:
             ids, b = [a.ad_id for a in instances[r["i"]].ads], np.asarray(r["bids"], float)
+            rank = (rankdata(b) - 1) / max(len(b) - 1, 1)  # mid-ranks for ties
             for ad_id in r["ctr"]:  # the valid insertions the reward model scored
                 k = ids.index(ad_id)
                 bids.append(b[k])
-                ranks.append((rankdata(b)[k] - 1) / max(len(b) - 1, 1))  # mid-ranks for ties
+                ranks.append(rank[k])
         out["inserted_bid_mean"] = float(np.mean(bids)) if bids else float("nan")
         out["inserted_bid_rank"] = float(np.mean(ranks)) if ranks else float("nan")
         if rows and all("response" in r for r in rows):
