@@ -324,7 +324,11 @@ def test_swap_pair_epoch_trains_on_pairs_that_differ_only_in_the_ad(tiny_llama, 
                    and p["rejected"].startswith(c["shared"] + c["rejected"])
                    for p in pairs if (p["i"], p["ad_w"], p["ad_l"]) == (c["i"], c["ad_w"], c["ad_l"]))
         assert c["chosen"] != c["rejected"] and len(c["chosen"].split()) == len(c["rejected"].split()) == 1
-    assert choice_irpo.phase_dpo(1, None, cut)["dpo_steps"] >= 1
+    # ... on the cut words alone: no EOS after them (TRL appends one to every plain completion; here it
+    # would teach the policy to stop mid-answer), unlike the swap pairs' whole answers.
+    choice_dpo = choice_irpo.phase_dpo(1, None, cut)
+    assert choice_dpo["dpo_steps"] >= 1 and choice_dpo["eos_completions"] == 0
+    assert history[0]["eos_completions"] == len(pairs)
 
 
 def test_cut_to_choice_keeps_only_the_first_differing_word():

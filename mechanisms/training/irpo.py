@@ -376,6 +376,17 @@ def cut_to_choice(chosen: str, rejected: str) -> tuple[str, str, str] | None:
     return "".join(cw[:k]), cw[k], rw[k]
 
 
+def _without_final_eos(dataset, eos_id: int):
+    """``dataset`` (TRL-tokenized pairs) with the EOS that TRL appends to every plain-text completion
+    removed. A choice pair's completion is one word in mid-answer: with the EOS, DPO and the RPO
+    term teach the policy to end its answer right after the ad's first word (the first choice
+    ablation collapsed that way: answers of 62 characters stopping at "@Brand")."""
+    def strip(row: dict) -> dict:
+        return {k: row[k][:-1] if len(row[k]) > 1 and row[k][-1] == eos_id else row[k] for k in ("chosen_ids", "rejected_ids")}
+
+    return dataset.map(strip)
+
+
 def score_responses(
     pairs: Sequence[tuple[AuctionInstance, str]], ctrs: Sequence[dict[str, float]], cfg: RewardConfig
 ) -> list[dict]:
@@ -641,6 +652,9 @@ class IRPO:
             ref_model = copy.deepcopy(model).eval()  # explicit reference = pi_{t-1} (docs/design.md, pitfall 2)
         trainer = DPOTrainer(model=model, ref_model=ref_model, args=args, train_dataset=data,
                              processing_class=tokenizer, peft_config=peft_config)
+        if cfg.pair_kind == "choice":
+            trainer.train_dataset = _without_final_eos(trainer.train_dataset, tokenizer.eos_token_id)
+        eos_completions = sum(int(ids[-1] == tokenizer.eos_token_id) for ids in trainer.train_dataset["chosen_ids"] if ids)
         trainer.train()
         logs = [h for h in trainer.state.log_history if "loss" in h]
 
@@ -648,7 +662,7 @@ class IRPO:
             vals = [h[key] for h in logs if key in h]
             return float(np.mean(vals)) if vals else float("nan")
 
-        metrics = {"truncated_pairs": truncated, "longest_pair_tokens": max(lengths), "dpo_loss": mean_of("loss"), "dpo_accuracy": mean_of("rewards/accuracies"),
+        metrics = {"eos_completions": eos_completions, "truncated_pairs": truncated, "longest_pair_tokens": max(lengths), "dpo_loss": mean_of("loss"), "dpo_accuracy": mean_of("rewards/accuracies"),
                    "dpo_margin": mean_of("rewards/margins"), "dpo_steps": len(logs),
                    "dpo_loss_last": logs[-1]["loss"] if logs else float("nan"), "dpo_log": logs}
         if cfg.lora_r > 0:
