@@ -313,33 +313,50 @@ def test_swap_pair_epoch_trains_on_pairs_that_differ_only_in_the_ad(tiny_llama, 
     with pytest.raises(ValueError, match="max_pairs_per_epoch"):
         config(tmp_path / "bad", max_pairs_per_epoch=-1)
 
-    # pair_kind="choice": the same swap pairs, cut to the first differing word; DPO trains on them.
-    choice_cfg = config(tmp_path / "choice", reward="oracle", pair_kind="choice", max_ads=1, ad_open_bias=50.0,
-                        max_new_tokens=24, max_pairs_per_query=2)
-    choice_irpo = IRPO(choice_cfg, comps)
-    cut = choice_irpo.phase_pairs(1, rows, None)
-    assert cut and all(c["kind"] == "choice" for c in cut)
-    for c in cut:  # each is one of the swap pairs (same query and ads), cut after the shared words
-        assert any(c["prompt"] == p["prompt"] + c["shared"] and p["chosen"].startswith(c["shared"] + c["chosen"])
-                   and p["rejected"].startswith(c["shared"] + c["rejected"])
-                   for p in pairs if (p["i"], p["ad_w"], p["ad_l"]) == (c["i"], c["ad_w"], c["ad_l"]))
-        assert c["chosen"] != c["rejected"] and len(c["chosen"].split()) == len(c["rejected"].split()) == 1
-    # ... on the cut words alone: no EOS after them (TRL appends one to every plain completion; here it
-    # would teach the policy to stop mid-answer), unlike the swap pairs' whole answers.
-    choice_dpo = choice_irpo.phase_dpo(1, None, cut)
-    assert choice_dpo["dpo_steps"] >= 1 and choice_dpo["eos_completions"] == 0
     assert history[0]["eos_completions"] == len(pairs)
 
-
-def test_cut_to_choice_keeps_only_the_first_differing_word():
-    from mechanisms.training.irpo import cut_to_choice
-
-    assert cut_to_choice("Try @Hario V60 Ceramic Vase@[Ad-1] now.", "Try @Hario V60 Ceramic Pour-Over@[Ad-2] now.") == \
-        ("Try @Hario V60 Ceramic", " Vase@[Ad-1]", " Pour-Over@[Ad-2]")
-    # the ad's sentence removed: the choice is to open it or to go on with the next sentence
-    assert cut_to_choice("Rest. For grip, try @A@[Ad-1]. Go.", "Rest. Go.") == ("Rest.", " For", " Go.")
-    assert cut_to_choice("Same words", "Same words") is None
-    assert cut_to_choice("Rest. Go.", "Rest.") is None
+    # pair_kind="choice": one group per sampled answer with an insertion; the context is the answer
+    # up to its markup, the options every candidate in its place, scored like the swap variants.
+    choice_irpo = IRPO(config(tmp_path / "choice", reward="oracle", pair_kind="choice", max_ads=1, ad_open_bias=50.0,
+                              max_new_tokens=24, max_pairs_per_query=0), comps)
+    groups = choice_irpo.phase_pairs(1, rows, None)
+    assert groups and all(g["kind"] == "choice" for g in groups)
+    responses = {r["response"] for r in rows}
+    for g in groups:
+        inst = comps.instances[g["i"]]
+        markup = parsing.render(by_id[g["sampled_ad"]])  # the context ends with the sampled answer up to its markup
+        sampled = next(y for y in responses if markup in y and g["context"].endswith(y[:y.index(markup)]))
+        head, tail = sampled[:sampled.index(markup)], sampled[sampled.index(markup) + len(markup):]
+        assert g["options"] == [parsing.render(a) for a in inst.ads] and g["ad_ids"] == [a.ad_id for a in inst.ads]
+        for option, end, ad in zip(g["options"], g["title_ends"], inst.ads):
+            assert option[:end] == f"@{ad.title}@"  # only the title is scored, not the id
+            # context + option + the rest of the answer is the sampled answer with that ad swapped in
+            assert parsing.valid_ids(parsing.placements(head + option + tail, inst.ads)) == [ad.ad_id]
+        assert max(g["rewards"]) - min(g["rewards"]) > -1.0
+    # choice_bid_draws: the same answers posed again under fresh bids; the toy click model is
+    # bid-blind (0.4 for every ad), so each copy's rewards are 0.4 x its own bids - alpha.
+    drawn_cfg = config(tmp_path / "drawn", reward="oracle", pair_kind="choice", max_ads=1, ad_open_bias=50.0,
+                       max_new_tokens=24, max_pairs_per_query=0, choice_bid_draws=3)
+    drawn = IRPO(drawn_cfg, comps).phase_pairs(1, rows, None)
+    assert [g for g in drawn if g["draw"] == 0] == groups
+    for g in drawn:
+        assert g["rewards"] == pytest.approx([0.4 * b - 10.0 for b in g["bids"]])
+        assert g["bids"] == [float(b) for b in g["bids"]] and len(g["bids"]) == len(ADS)
+    copies = {}
+    for g in drawn:
+        copies.setdefault((g["i"], g["answer"]), []).append(g)
+    assert any(len({tuple(c["bids"]) for c in cs}) == 3 for cs in copies.values())
+    for cs in copies.values():  # one answer: same text after the prompt, other bids
+        tails = {c["context"][-20:] for c in cs}
+        assert len(tails) == 1
+    capped = IRPO(override(drawn_cfg, {"max_pairs_per_epoch": 4}), comps).phase_pairs(1, rows, None)
+    kept = {(g["i"], g["answer"]) for g in capped}
+    assert len(capped) <= 4 and all(len([g for g in capped if (g["i"], g["answer"]) == k]) == len(copies[k]) for k in kept)
+    with pytest.raises(ValueError, match="choice_bid_draws"):
+        config(tmp_path / "bad", choice_bid_draws=0)
+    dm = choice_irpo.phase_dpo(1, None, groups)
+    assert dm["dpo_steps"] >= 1 and dm["choice_groups"] == len(groups) and np.isfinite(dm["dpo_loss"])
+    assert (tmp_path / "choice" / "epoch_01" / "policy" / "adapter_model.safetensors").exists()
 
 
 def test_summarize_samples_reports_the_bid_rank_of_inserted_ads():

@@ -19,12 +19,15 @@ e.g. the warm-start SFT of ``mechanisms/training/warmstart.py``):
    ``pair_kind="swap"`` (ours) pairs counterfactual versions of each sampled answer instead: the
    inserted ad replaced by every other candidate, or its sentence removed (no ad), scored with the
    same reward model, so chosen and rejected differ only in the allocation (``ad_variants``).
-   ``pair_kind="choice"`` cuts each swap pair to the decision itself (``cut_to_choice``): the
-   shared words go into the prompt and chosen / rejected are just the first word that differs
-   (e.g. ``@Hario V60 Ceramic`` + ``Vase`` vs ``Pour-Over``), so DPO never pushes down the id that
-   follows a rejected ad's title (``benchmarks/markup_binding.py`` measures that unbinding on
-   swap pairs). One epoch at the quick size made the policy stop inserting (benchmarks/RESULTS_irpo.md).
-5. **dpo**: TRL ``DPOTrainer`` (sigmoid loss, beta 0.1) on the pairs. With ``lora_r > 0`` (CPU) a
+   ``pair_kind="choice"`` trains the decision itself (``choice_groups``): each sampled answer with
+   one clean insertion gives a group, its context (prompt + answer up to the markup's ``@``) and
+   every candidate's title as the options, each with the reward of the answer with that ad in the
+   sampled one's place; all pairs of a group (``r_w - r_l > delta_th``) train from one forward pass
+   over the shared context (``mechanisms/training/choice_dpo.py``), on the title tokens only, so
+   DPO never pushes down the id that follows a rejected ad's title (``benchmarks/markup_binding.py``
+   measures that unbinding on swap pairs).
+5. **dpo**: TRL ``DPOTrainer`` (sigmoid loss, beta 0.1) on the pairs (choice groups:
+   ``choice_dpo.ChoiceDPOTrainer``, the same loss from a shared context). With ``lora_r > 0`` (CPU) a
    fresh LoRA is trained on top of pi_{t-1}, whose weights are the merged policy, so peft's
    adapter-disabled model *is* pi_{t-1}: the reference is always the previous epoch's policy, as in
    the paper. The policy after the epoch is saved as one exact LoRA adapter: the concatenation of all
@@ -150,12 +153,21 @@ class IRPOConfig:
     delta_th: float = 10.0
     max_pairs_per_query: int = 2
     max_pairs_per_epoch: int = 0
-    """At most this many pairs go to DPO per epoch, the largest reward gaps first (0 = all): DPO is
-    the expensive phase on a CPU (~15 s per pair of ~530 tokens), so it caps the epoch's cost."""
+    """At most this many pairs (choice groups for ``pair_kind="choice"``; ``max_pairs_per_query``
+    counts groups too) go to DPO per epoch, the largest reward gaps first (0 = all): DPO is the
+    expensive phase on a CPU (~10 s per TRL pair of ~530 tokens, ~2-3 s per choice group of up to
+    45 pairs), so it caps the epoch's cost."""
     pair_kind: str = "full"
     """``full``: the paper's pairs of independently sampled responses; ``swap``: counterfactual
     versions of one sampled answer that differ only in the inserted ad (each other candidate in its
-    place, or its sentence removed: no ad), so the DPO margin sits on the allocation (``ad_variants``)."""
+    place, or its sentence removed: no ad), so the DPO margin sits on the allocation (``ad_variants``);
+    ``choice``: every candidate scored at each sampled insertion point, all pairs of that choice
+    from one pass over the shared context (``choice_groups``, ``choice_dpo.py``)."""
+    choice_bid_draws: int = 1
+    """``pair_kind="choice"``: each sampled answer's choice is also posed under this many - 1 fresh
+    bid vectors U{1..100} (same answer, prompt and rewards recomputed). Click probabilities do not
+    depend on bids, so between copies only the bids move the preferred ad: a bid contrast that
+    relevance alone cannot fit. 1 = the sampled bids only."""
     # DPO
     beta: float = 0.1
     learning_rate: float = 5e-5
@@ -170,8 +182,9 @@ class IRPOConfig:
     lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
     bf16: bool = False
     dpo_args: dict[str, Any] = field(default_factory=dict)
-    """Any other ``trl.DPOConfig`` argument, passed through unchanged and applied last (e.g.
-    ``{"loss_type": "ipo", "rpo_alpha": 1.0}``); the named fields above are the ones the presets set."""
+    """Any other argument of the DPO phase's config, ``trl.DPOConfig`` (or ``ChoiceDPOConfig`` for
+    ``pair_kind="choice"``), passed through unchanged and applied last (e.g. ``{"loss_type": "ipo"}``,
+    ``{"rpo_alpha": 0.5}``); the named fields above are the ones the presets set."""
     # reward model
     pctr: PCTRConfig = field(default_factory=PCTRConfig)
     threads: int | None = None
@@ -198,6 +211,8 @@ class IRPOConfig:
             raise ValueError(f"sampler must be 'auto' or 'transformers', got {self.sampler!r}")
         if self.reward not in ("pctr", "oracle"):
             raise ValueError(f"reward must be 'pctr' or 'oracle', got {self.reward!r}")
+        if self.choice_bid_draws < 1:
+            raise ValueError(f"choice_bid_draws must be >= 1, got {self.choice_bid_draws}")
         if self.m_samples < 2:
             raise ValueError(f"m_samples must be >= 2 to form pairs, got {self.m_samples}")
         if self.epochs < 1 or self.n_queries < 1 or self.k_deploy < 1:
@@ -341,23 +356,32 @@ def ad_variants(inst: AuctionInstance, response: str) -> list[tuple[str | None, 
     return out
 
 
+def scored_variants(
+    inst: AuctionInstance, responses: Sequence[str],
+    reward_model: Callable[[list[tuple[AuctionInstance, str]]], list[dict[str, float]]],
+    reward_config: RewardConfig,
+) -> list[tuple[str, list[tuple[str | None, str]], list[float]]]:
+    """``(response, its ad_variants, their Eq. 5 rewards)`` for each response that has variants,
+    all variants scored in one ``reward_model`` call (pCTR or exact click probabilities)."""
+    sets = [(y, v) for y in responses if len(v := ad_variants(inst, y)) >= 2]
+    flat = [(inst, text) for _, variants in sets for _, text in variants]
+    if not flat:
+        return []
+    rewards = iter([r["reward"] for r in score_responses(flat, reward_model(flat), reward_config)])
+    return [(y, variants, [next(rewards) for _ in variants]) for y, variants in sets]
+
+
 def swap_pairs(
     inst: AuctionInstance, responses: Sequence[str],
     reward_model: Callable[[list[tuple[AuctionInstance, str]]], list[dict[str, float]]],
     reward_config: RewardConfig, delta_th: float, max_pairs: int = 0,
 ) -> list[dict]:
-    """Preference pairs among the :func:`ad_variants` of each sampled response (all variants of
-    ``responses`` scored in one ``reward_model`` call: Eq. 5 under pCTR or exact click
-    probabilities), paired within each response by :func:`preference_pairs`: chosen and rejected
-    share every word but the allocation. At most ``max_pairs`` in all (0 = all), largest gap first."""
-    sets = [v for v in (ad_variants(inst, y) for y in responses) if len(v) >= 2]
-    flat = [(inst, text) for variants in sets for _, text in variants]
-    if not flat:
-        return []
-    rewards = iter([r["reward"] for r in score_responses(flat, reward_model(flat), reward_config)])
+    """Preference pairs among the :func:`ad_variants` of each sampled response
+    (:func:`scored_variants`), paired within each response by :func:`preference_pairs`: chosen and
+    rejected share every word but the allocation. At most ``max_pairs`` in all (0 = all), largest
+    gap first."""
     out = []
-    for variants in sets:
-        r = [next(rewards) for _ in variants]
+    for _, variants, r in scored_variants(inst, responses, reward_model, reward_config):
         out += [{"chosen": variants[w][1], "rejected": variants[l][1], "r_w": r[w], "r_l": r[l],
                  "ad_w": variants[w][0], "ad_l": variants[l][0]}
                 for w, l in preference_pairs(r, delta_th, max_pairs)]
@@ -365,26 +389,32 @@ def swap_pairs(
     return out[:max_pairs] if max_pairs > 0 else out
 
 
-def cut_to_choice(chosen: str, rejected: str) -> tuple[str, str, str] | None:
-    """``(shared prefix, chosen's first differing word, rejected's first differing word)`` of two
-    answers, each word with its leading whitespace; ``None`` when one answer's words are a prefix of
-    the other's (no word to prefer)."""
-    cw, rw = re.findall(r"\s*\S+", chosen), re.findall(r"\s*\S+", rejected)
-    k = next((j for j, (a, b) in enumerate(zip(cw, rw)) if a != b), min(len(cw), len(rw)))
-    if k >= len(cw) or k >= len(rw):
-        return None
-    return "".join(cw[:k]), cw[k], rw[k]
-
-
-def _without_final_eos(dataset, eos_id: int):
-    """``dataset`` (TRL-tokenized pairs) with the EOS that TRL appends to every plain-text completion
-    removed. A choice pair's completion is one word in mid-answer: with the EOS, DPO and the RPO
-    term teach the policy to end its answer right after the ad's first word (the first choice
-    ablation collapsed that way: answers of 62 characters stopping at "@Brand")."""
-    def strip(row: dict) -> dict:
-        return {k: row[k][:-1] if len(row[k]) > 1 and row[k][-1] == eos_id else row[k] for k in ("chosen_ids", "rejected_ids")}
-
-    return dataset.map(strip)
+def choice_groups(
+    inst: AuctionInstance, prompt: str, responses: Sequence[str],
+    reward_model: Callable[[list[tuple[AuctionInstance, str]]], list[dict[str, float]]],
+    reward_config: RewardConfig, delta_th: float, max_groups: int = 0,
+) -> list[dict]:
+    """The ad choice of each sampled response with one clean insertion, as a group for
+    :mod:`mechanisms.training.choice_dpo`: ``context`` (``prompt`` + the answer up to its markup),
+    ``options`` (every candidate's markup, in candidate order; only the title through its closing
+    ``@`` is scored, ``title_ends``) and their Eq. 5 ``rewards`` (the answer with that ad in the
+    place of the sampled one, scored with ``reward_model``). Groups whose best and worst options
+    are no more than ``delta_th`` apart teach nothing and are left out; at most ``max_groups``
+    (0 = all), the largest gaps first."""
+    out = []
+    for response, variants, rewards in scored_variants(inst, responses, reward_model, reward_config):
+        (p,) = scoring.parse(inst, response).placements
+        by_ad = {ad_id: r for (ad_id, _), r in zip(variants, rewards)}
+        r = [by_ad[a.ad_id] for a in inst.ads]
+        if max(r) - min(r) <= delta_th:
+            continue
+        options = [parsing.render(a) for a in inst.ads]
+        out.append({"context": prompt + response[:p.start], "options": options, "ad_ids": [a.ad_id for a in inst.ads],
+                    "title_ends": [o.index("@", 1) + 1 for o in options], "rewards": r, "sampled_ad": p.ad_id,
+                    "answer": responses.index(response),
+                    "r_none": by_ad.get(None), "r_w": max(r), "r_l": min(r)})
+    out.sort(key=lambda g: g["r_l"] - g["r_w"])
+    return out[:max_groups] if max_groups > 0 else out
 
 
 def score_responses(
@@ -427,6 +457,23 @@ def concat_adapters(sources: Sequence[str | os.PathLike], out: str | os.PathLike
     with atomic_dir(Path(out)) as tmp:
         save_file(merged, str(tmp / "adapter_model.safetensors"))
         (tmp / "adapter_config.json").write_text(json.dumps(config, indent=1))
+
+
+def _cap_answers(groups: list[dict], cap: int) -> list[dict]:
+    """At most ``cap`` choice groups, whole answers at a time (all bid draws of a sampled answer
+    stay together), the answers with the largest reward gap first; query order is kept."""
+    gap: dict[tuple[int, int], float] = {}
+    size: dict[tuple[int, int], int] = {}
+    for g in groups:
+        key = (g["i"], g["answer"])
+        gap[key] = max(gap.get(key, -np.inf), g["r_w"] - g["r_l"])
+        size[key] = size.get(key, 0) + 1
+    kept, total = set(), 0
+    for key in sorted(gap, key=lambda k: -gap[k]):  # stable: ties keep query order
+        if total + size[key] <= cap:
+            kept.add(key)
+            total += size[key]
+    return [g for g in groups if (g["i"], g["answer"]) in kept]
 
 
 # ----------------------------------------------------------------------------- the trainer
@@ -580,81 +627,72 @@ class IRPO:
     def phase_pairs(self, t: int, rows: list[dict], source: str | None) -> list[dict]:
         """Pairs of the sampled responses (``pair_kind="full"``, the paper) or, with ``"swap"``, of
         counterfactual ad swaps within each sampled answer (:func:`swap_pairs`, the epoch's reward
-        model), or with ``"choice"`` those swaps cut to their first differing word
-        (:func:`cut_to_choice`; the shared words join the prompt), at most ``max_pairs_per_query``
-        per query and ``max_pairs_per_epoch`` in all (the largest reward gaps; ties keep query
-        order) either way."""
+        model), or with ``"choice"`` one group per answer with an insertion, every candidate scored
+        at its insertion point (:func:`choice_groups`); at most ``max_pairs_per_query`` pairs (or
+        groups) per query and ``max_pairs_per_epoch`` in all (the largest reward gaps; ties keep
+        query order) either way."""
         cfg = self.cfg
         backend = self.backend(source)
         by_query: dict[int, list[dict]] = {}
         for r in rows:
             by_query.setdefault(r["i"], []).append(r)
         reward_model = self.reward_model(t) if cfg.pair_kind in ("swap", "choice") else None
+        rng = _phase_rng(cfg, t, "pairs")
         out = []
         for i, group in sorted(by_query.items()):
             inst = self.comps.instances[i].with_bids(group[0]["bids"])
             prompt = backend.chat_text(self.comps.chat(inst))
-            if cfg.pair_kind in ("swap", "choice"):
-                pairs = swap_pairs(inst, [g["response"] for g in group], reward_model, cfg.reward_config,
-                                   cfg.delta_th, cfg.max_pairs_per_query)
-                if cfg.pair_kind == "choice":
-                    pairs = [{**p, "shared": c[0], "chosen": c[1], "rejected": c[2]}
-                             for p in pairs if (c := cut_to_choice(p["chosen"], p["rejected"])) is not None]
-                out += [{"i": i, "prompt": prompt + p.get("shared", ""), "kind": cfg.pair_kind, **p} for p in pairs]
+            responses = [g["response"] for g in group]
+            if cfg.pair_kind == "choice":
+                # the sampled bids, then choice_bid_draws - 1 fresh draws: same answers, other bids
+                for d, inst_d in enumerate([inst, *fresh_bids([inst] * (cfg.choice_bid_draws - 1), rng)]):
+                    prompt_d = prompt if d == 0 else backend.chat_text(self.comps.chat(inst_d))
+                    out += [{"i": i, "kind": "choice", "draw": d, "bids": inst_d.bids.tolist(), **g} for g in choice_groups(
+                        inst_d, prompt_d, responses, reward_model, cfg.reward_config, cfg.delta_th, cfg.max_pairs_per_query)]
+                continue
+            if cfg.pair_kind == "swap":
+                pairs = swap_pairs(inst, responses, reward_model, cfg.reward_config, cfg.delta_th, cfg.max_pairs_per_query)
+                out += [{"i": i, "prompt": prompt, "kind": "swap", **p} for p in pairs]
                 continue
             for w, l in preference_pairs([g["reward"] for g in group], cfg.delta_th, cfg.max_pairs_per_query):
                 if group[w]["response"] == group[l]["response"]:
                     continue
                 out.append({"i": i, "prompt": prompt, "kind": "full", "chosen": group[w]["response"],
                             "rejected": group[l]["response"], "r_w": group[w]["reward"], "r_l": group[l]["reward"]})
-        if cfg.max_pairs_per_epoch > 0:
+        if cfg.max_pairs_per_epoch > 0 and cfg.pair_kind == "choice":
+            out = _cap_answers(out, cfg.max_pairs_per_epoch)
+        elif cfg.max_pairs_per_epoch > 0:
             keep = sorted(range(len(out)), key=lambda k: out[k]["r_l"] - out[k]["r_w"])[: cfg.max_pairs_per_epoch]
             out = [out[k] for k in sorted(keep)]
         return out
 
     def phase_dpo(self, t: int, source: str | None, pairs: list[dict]) -> dict:
-        """Train on ``pairs``; writes ``adapter/`` (this epoch's LoRA) and ``policy/``."""
-        from datasets import Dataset
-        from trl import DPOConfig, DPOTrainer
-
+        """Train on ``pairs`` (TRL's ``DPOTrainer``; choice groups: ``choice_dpo.ChoiceDPOTrainer``);
+        writes ``adapter/`` (this epoch's LoRA) and ``policy/``."""
         cfg, ep = self.cfg, self.epoch_dir(t)
         start = time.time()
         model, tokenizer = self.load_policy(source)
         self._policy = None  # the trainer modifies the model in place
-        tokenizer.padding_side = "right"  # TRL pads explicitly; set for any tokenizer call it makes
-        data = Dataset.from_list([{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in pairs])
-        # TRL keeps the start of a longer sequence and cuts the completion's end, where a pair's ad
-        # may be: count such pairs (in the metrics) and warn; the quick preset's max_length fits them all.
-        lengths = [len(tokenizer(p["prompt"] + max(p["chosen"], p["rejected"], key=len))["input_ids"]) for p in pairs]
-        truncated = sum(n > cfg.max_length for n in lengths) if cfg.max_length is not None else 0
-        if truncated:
-            warnings.warn(f"IRPO epoch {t}: {truncated} of {len(pairs)} DPO pairs exceed max_length={cfg.max_length} "
-                          f"tokens (longest {max(lengths)}); TRL truncates their completions")
-        n_steps = max(1, int(np.ceil(len(pairs) / (cfg.per_device_batch * cfg.grad_accum) * cfg.dpo_epochs)))
         work = ep / ".dpo_work"
-        args = DPOConfig(
+        groups = (cfg.per_device_batch * cfg.grad_accum) if cfg.pair_kind != "choice" else cfg.grad_accum
+        n_steps = max(1, int(np.ceil(len(pairs) / groups * cfg.dpo_epochs)))
+        common = dict(
             output_dir=str(work), beta=cfg.beta, learning_rate=cfg.learning_rate,
             lr_scheduler_type=cfg.lr_scheduler_type, warmup_steps=int(np.ceil(cfg.warmup_ratio * n_steps)),
-            per_device_train_batch_size=cfg.per_device_batch, gradient_accumulation_steps=cfg.grad_accum,
-            num_train_epochs=cfg.dpo_epochs, max_length=cfg.max_length, bf16=cfg.bf16,
+            gradient_accumulation_steps=cfg.grad_accum, num_train_epochs=cfg.dpo_epochs, bf16=cfg.bf16,
             use_cpu=not torch.cuda.is_available(), gradient_checkpointing=False, logging_steps=1,
             save_strategy="no", report_to="none", seed=cfg.seed + t, data_seed=cfg.seed + t,
-            **cfg.dpo_args,
         )
-        ref_model = None
         peft_config = None
         if cfg.lora_r > 0:
             from peft import LoraConfig
 
             peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
                                      target_modules=list(cfg.lora_targets), task_type="CAUSAL_LM")
-        else:
-            ref_model = copy.deepcopy(model).eval()  # explicit reference = pi_{t-1} (docs/design.md, pitfall 2)
-        trainer = DPOTrainer(model=model, ref_model=ref_model, args=args, train_dataset=data,
-                             processing_class=tokenizer, peft_config=peft_config)
         if cfg.pair_kind == "choice":
-            trainer.train_dataset = _without_final_eos(trainer.train_dataset, tokenizer.eos_token_id)
-        eos_completions = sum(int(ids[-1] == tokenizer.eos_token_id) for ids in trainer.train_dataset["chosen_ids"] if ids)
+            trainer, metrics = self._choice_trainer(model, tokenizer, pairs, peft_config, common)
+        else:
+            trainer, metrics = self._trl_trainer(t, model, tokenizer, pairs, peft_config, common)
         trainer.train()
         logs = [h for h in trainer.state.log_history if "loss" in h]
 
@@ -662,9 +700,9 @@ class IRPO:
             vals = [h[key] for h in logs if key in h]
             return float(np.mean(vals)) if vals else float("nan")
 
-        metrics = {"eos_completions": eos_completions, "truncated_pairs": truncated, "longest_pair_tokens": max(lengths), "dpo_loss": mean_of("loss"), "dpo_accuracy": mean_of("rewards/accuracies"),
-                   "dpo_margin": mean_of("rewards/margins"), "dpo_steps": len(logs),
-                   "dpo_loss_last": logs[-1]["loss"] if logs else float("nan"), "dpo_log": logs}
+        metrics.update({"dpo_loss": mean_of("loss"), "dpo_accuracy": mean_of("rewards/accuracies"),
+                        "dpo_margin": mean_of("rewards/margins"), "dpo_steps": len(logs),
+                        "dpo_loss_last": logs[-1]["loss"] if logs else float("nan"), "dpo_log": logs})
         if cfg.lora_r > 0:
             with atomic_dir(ep / "adapter") as tmp:
                 trainer.model.save_pretrained(str(tmp))
@@ -682,6 +720,45 @@ class IRPO:
         shutil.rmtree(work, ignore_errors=True)
         metrics["dpo_seconds"] = time.time() - start
         return metrics
+
+    def _trl_trainer(self, t: int, model, tokenizer, pairs: list[dict], peft_config, common: dict):
+        """TRL's ``DPOTrainer`` on whole-text pairs (``full``, ``swap``), and the pairs' length counts."""
+        from datasets import Dataset
+        from trl import DPOConfig, DPOTrainer
+
+        cfg = self.cfg
+        tokenizer.padding_side = "right"  # TRL pads explicitly; set for any tokenizer call it makes
+        data = Dataset.from_list([{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in pairs])
+        # TRL keeps the start of a longer sequence and cuts the completion's end, where a pair's ad
+        # may be: count such pairs (in the metrics) and warn; the quick preset's max_length fits them all.
+        lengths = [len(tokenizer(p["prompt"] + max(p["chosen"], p["rejected"], key=len))["input_ids"]) for p in pairs]
+        truncated = sum(n > cfg.max_length for n in lengths) if cfg.max_length is not None else 0
+        if truncated:
+            warnings.warn(f"IRPO epoch {t}: {truncated} of {len(pairs)} DPO pairs exceed max_length={cfg.max_length} "
+                          f"tokens (longest {max(lengths)}); TRL truncates their completions")
+        args = DPOConfig(per_device_train_batch_size=cfg.per_device_batch, max_length=cfg.max_length,
+                         **common, **cfg.dpo_args)
+        ref_model = None if peft_config is not None else copy.deepcopy(model).eval()  # pi_{t-1} (docs/design.md, pitfall 2)
+        trainer = DPOTrainer(model=model, ref_model=ref_model, args=args, train_dataset=data,
+                             processing_class=tokenizer, peft_config=peft_config)
+        eos_completions = sum(int(ids[-1] == tokenizer.eos_token_id) for ids in trainer.train_dataset["chosen_ids"] if ids)
+        return trainer, {"eos_completions": eos_completions, "truncated_pairs": truncated, "longest_pair_tokens": max(lengths)}
+
+    def _choice_trainer(self, model, tokenizer, groups: list[dict], peft_config, common: dict):
+        """``ChoiceDPOTrainer`` on choice groups; the reference log-probs are the model's before its
+        LoRA is attached (pi_{t-1})."""
+        from .choice_dpo import ChoiceDPOConfig, ChoiceDPOTrainer, build_examples
+
+        cfg = self.cfg
+        examples = build_examples(tokenizer, model, groups, cfg.delta_th, autocast_bf16=cfg.bf16)
+        if peft_config is not None:
+            from peft import get_peft_model
+
+            model = get_peft_model(model, peft_config)
+        args = ChoiceDPOConfig(per_device_train_batch_size=1, **common, **cfg.dpo_args)
+        trainer = ChoiceDPOTrainer(model=model, args=args, train_dataset=examples)
+        return trainer, {"choice_groups": len(examples), "choice_pairs": int(sum(len(e["pairs"]) for e in examples)),
+                         "context_tokens_mean": float(np.mean([len(e["context"]) for e in examples]))}
 
     # -- the loop
     def _done(self, t: int, phase: str) -> bool:

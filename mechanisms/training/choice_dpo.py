@@ -1,0 +1,149 @@
+"""DPO on the ad choice at the insertion point: every candidate scored from one shared context.
+
+IRPO's ``pair_kind="choice"`` (``mechanisms/training/irpo.py``). A sampled answer that inserts one
+ad fixes a context, the chat prompt plus the answer up to the ``@`` that opens the markup; each
+candidate ``j`` is one way to go on (``Title_j@``), and the reward model gives each the Eq. 5
+reward of the answer with ad ``j`` in that place. A *choice group* holds the context, the options
+and their rewards; every pair ``(w, l)`` of options with ``r_w - r_l > delta_th`` is a DPO pair.
+
+Why not TRL's ``DPOTrainer`` on those pairs: it forwards prompt + completion once per side, so a
+pair costs two passes over the ~450-token prompt for a choice of one title, and only ~100 pairs fit
+in an epoch on two CPU cores (benchmarks/RESULTS_irpo.md). Here the context is forwarded once, its
+key/value cache is repeated for the options, and all of a group's pairs (up to 45 for 10
+candidates) come from one backward pass: the same sigmoid DPO loss (Rafailov et al., Eq. 7) on
+``log pi(option) - log pi_ref(option)``, plus the NLL of the best option (RPO, as TRL's
+``loss_type=["sigmoid", "sft"]``). The trainer is a ``transformers.Trainer`` (optimizer, schedule,
+logging, seeding); :class:`ChoiceDPOConfig` extends ``TrainingArguments`` with ``beta`` and
+``rpo_alpha``. The reference log-probs are computed once before training, on the model before
+its LoRA is attached (IRPO's pi_{t-1}), under the same autocast as training, so every log-ratio
+starts at exactly 0.
+
+Only the title's tokens are scored (through the ``@`` that closes it), not the id after it: DPO on
+a rejected ad's whole markup lowers P(own id | own title), and the trained policy then wrote titles
+with other candidates' ids (benchmarks/RESULTS_irpo.md, section 2b).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from transformers import Trainer, TrainingArguments
+
+
+@dataclass
+class ChoiceDPOConfig(TrainingArguments):
+    """``TrainingArguments`` plus the DPO temperature and the weight of the NLL on the best option."""
+
+    beta: float = 0.1
+    rpo_alpha: float = 1.0
+    remove_unused_columns: bool = False  # groups are plain dicts, not a datasets.Dataset
+    report_to: Any = "none"
+
+
+def encode_group(tokenizer, context: str, options: Sequence[str], title_ends: Sequence[int]) -> dict:
+    """Token ids of a choice group: ``context`` (every option's shared tokens) and each option's
+    tokens through character ``title_ends[j]`` of ``options[j]`` (the end of the part that is
+    scored). ``context + option`` is tokenized whole, as the policy reads it, and the shared token
+    prefix is cut off; raises ``ValueError`` if an option has no token of its own."""
+    encs = [tokenizer(context + o, add_special_tokens=False, return_offsets_mapping=True) for o in options]
+    ids = [e["input_ids"] for e in encs]
+    n_shared = 0
+    while all(len(x) > n_shared for x in ids) and len({x[n_shared] for x in ids}) == 1:
+        n_shared += 1
+    if n_shared == 0:
+        raise ValueError("choice group: the options share no context token")
+    out_opts = []
+    for j, (e, end) in enumerate(zip(encs, title_ends)):
+        stop = len(context) + end
+        k = next((t for t, (_, b) in enumerate(e["offset_mapping"]) if b >= stop), len(e["input_ids"]) - 1)
+        if k < n_shared:
+            raise ValueError(f"choice group: option {j} ({options[j]!r}) has no token after the shared context")
+        out_opts.append(torch.tensor(e["input_ids"][n_shared:k + 1]))
+    return {"context": torch.tensor(ids[0][:n_shared]), "options": out_opts}
+
+
+def option_logps(model, context: torch.Tensor, options: Sequence[torch.Tensor], per_token: bool = False):
+    """``log pi(option_j | context)`` for every option, from one forward pass over ``context``
+    whose key/value cache is repeated for the options (right-padded; causal attention keeps the
+    pads out of the real tokens). With ``per_token`` also the mean log-prob per token."""
+    n, lengths = len(options), torch.tensor([len(o) for o in options])
+    out = model(input_ids=context[None], use_cache=True, logits_to_keep=1)
+    cache = out.cache
+    cache.batch_repeat_interleave(n)
+    width = int(lengths.max())
+    batch = torch.zeros(n, width, dtype=torch.long)
+    for j, o in enumerate(options):
+        batch[j, : len(o)] = o
+    pos = torch.arange(len(context), len(context) + width)[None].expand(n, -1)
+    logits = model(input_ids=batch, cache=cache, position_ids=pos).logits
+    first = out.logits[0, -1].float().log_softmax(-1)[batch[:, 0]]
+    rest = logits[:, :-1].float().log_softmax(-1).gather(-1, batch[:, 1:, None]).squeeze(-1)
+    mask = torch.arange(1, width)[None] < lengths[:, None]
+    total = first + (rest * mask).sum(-1)
+    return (total, total / lengths) if per_token else total
+
+
+def group_pairs(rewards: Sequence[float], delta_th: float) -> list[tuple[int, int]]:
+    """Every ``(w, l)`` with ``rewards[w] - rewards[l] > delta_th``."""
+    return [(w, l) for w in range(len(rewards)) for l in range(len(rewards)) if rewards[w] - rewards[l] > delta_th]
+
+
+@torch.no_grad()
+def reference_logps(model, groups: Sequence[dict], autocast_bf16: bool = False) -> list[torch.Tensor]:
+    """``log pi_ref`` of every option of every encoded group (the model as it is now, in eval)."""
+    was_training = model.training
+    model.eval()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast_bf16):
+        out = [option_logps(model, g["context"], g["options"]).float() for g in groups]
+    model.train(was_training)
+    return out
+
+
+class ChoiceDPOTrainer(Trainer):
+    """``Trainer`` whose examples are encoded choice groups (one group per step and device:
+    ``per_device_train_batch_size`` must be 1; use gradient accumulation) carrying ``ref_logps``,
+    ``pairs`` (``[(w, l)]``) and ``best``."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("data_collator", lambda features: features[0])
+        super().__init__(*args, **kwargs)
+        if self.args.per_device_train_batch_size != 1:
+            raise ValueError("ChoiceDPOTrainer takes one choice group per step (per_device_train_batch_size=1)")
+        self._stats: dict[str, list[float]] = {}
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        logps, per_token = option_logps(model, inputs["context"], inputs["options"], per_token=True)
+        ratio = logps - inputs["ref_logps"].to(logps.device)
+        w, l = inputs["pairs"][:, 0], inputs["pairs"][:, 1]
+        margins = self.args.beta * (ratio[w] - ratio[l])
+        dpo = -F.logsigmoid(margins).mean()
+        nll = -per_token[inputs["best"]]
+        loss = dpo + self.args.rpo_alpha * nll
+        for key, value in (("dpo_loss", dpo), ("nll_best", nll), ("rewards/margins", margins.mean() / self.args.beta),
+                           ("rewards/accuracies", (margins > 0).float().mean()),
+                           ("rewards/chosen", ratio[inputs["best"]]), ("pairs_per_group", float(len(w)))):
+            self._stats.setdefault(key, []).append(float(value.detach()) if torch.is_tensor(value) else value)
+        return loss
+
+    def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+        if "loss" in logs:  # a training log: attach the means since the last one
+            logs.update({k: sum(v) / len(v) for k, v in self._stats.items() if v})
+            self._stats = {}
+        super().log(logs, *args, **kwargs)
+
+
+def build_examples(tokenizer, model, groups: Sequence[dict], delta_th: float, autocast_bf16: bool = False) -> list[dict]:
+    """Encoded training examples of ``groups`` (``context``, ``options``, ``title_ends``,
+    ``rewards``): their pairs by ``delta_th`` and the reference log-probs of ``model``; groups
+    without a pair are left out."""
+    encoded, kept = [], []
+    for g in groups:
+        pairs = group_pairs(g["rewards"], delta_th)
+        if pairs:
+            encoded.append(encode_group(tokenizer, g["context"], g["options"], g["title_ends"]))
+            kept.append((g, pairs))
+    refs = reference_logps(model, encoded, autocast_bf16)
+    return [{**e, "ref_logps": ref, "pairs": torch.tensor(pairs), "best": int(max(range(len(g["rewards"])), key=g["rewards"].__getitem__))}
+            for e, ref, (g, pairs) in zip(encoded, refs, kept)]

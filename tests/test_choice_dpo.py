@@ -1,0 +1,78 @@
+"""Shared-context DPO on the ad choice (mechanisms/training/choice_dpo.py), on the tiny random Llama."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from mechanisms.training.choice_dpo import (
+    ChoiceDPOConfig, ChoiceDPOTrainer, build_examples, encode_group, group_pairs, option_logps,
+)
+
+CONTEXT = "<|im_start|>user\nAds: @Trail Shoes@[Ad-11] bid 10, @Water Bottle@[Ad-12] bid 80<|im_end|>\n" \
+          "<|im_start|>assistant\nStart slowly. For grip, try "
+OPTIONS = ["@Trail Shoes@[Ad-11]", "@Water Bottle@[Ad-12]", "@Desk Lamp@[Ad-13]"]
+ENDS = [o.index("@", 1) + 1 for o in OPTIONS]
+
+
+def test_encode_group_scores_the_title_through_its_closing_at_not_the_id(smollm2_tokenizer):
+    tok = smollm2_tokenizer
+    g = encode_group(tok, CONTEXT, OPTIONS, ENDS)
+    for option, ids, end in zip(OPTIONS, g["options"], ENDS):
+        whole = tok(CONTEXT + option, add_special_tokens=False)["input_ids"]
+        assert whole[: len(g["context"])] == g["context"].tolist()  # the shared context is each text's own tokens
+        assert whole[len(g["context"]): len(g["context"]) + len(ids)] == ids.tolist()
+        text = tok.decode(ids)
+        assert option[1:end - 1] in text and "Ad-1" not in text  # the title, never the id
+    with pytest.raises(ValueError, match="no token after the shared context"):
+        encode_group(tok, CONTEXT, ["@Same@[Ad-1]", "@Same@[Ad-2]"], [6, 6])
+
+
+def test_option_logps_equal_full_sequence_teacher_forcing(tiny_llama):
+    model, tok = tiny_llama
+    g = encode_group(tok, CONTEXT, OPTIONS, ENDS)
+    with torch.no_grad():
+        fast = option_logps(model, g["context"], g["options"])
+        for j, o in enumerate(g["options"]):
+            ids = torch.cat([g["context"], o])[None]
+            logp = model(ids).logits[0].log_softmax(-1)
+            n = len(g["context"])
+            slow = sum(logp[n - 1 + k, o[k]] for k in range(len(o)))
+            assert fast[j].item() == pytest.approx(slow.item(), abs=1e-4)
+
+
+def test_group_pairs_take_every_gap_above_delta_th():
+    assert group_pairs([30.0, -5.0, 20.0], 5.0) == [(0, 1), (0, 2), (2, 1)]
+    assert group_pairs([1.0, 1.0], 0.0) == []
+
+
+def test_choice_dpo_moves_the_choice_toward_the_best_option(tiny_llama, tmp_path):
+    """Trained on one group whose second option is best, the policy's log-ratio of that option
+    rises above every other's; the log-ratios start at exactly 0 (reference = the model before its
+    LoRA), and groups without a pair are dropped."""
+    from peft import LoraConfig, get_peft_model
+
+    base, tok = tiny_llama
+    model = copy.deepcopy(base)
+    groups = [{"context": CONTEXT, "options": OPTIONS, "title_ends": ENDS, "rewards": [-5.0, 30.0, 0.0]},
+              {"context": CONTEXT, "options": OPTIONS, "title_ends": ENDS, "rewards": [1.0, 1.0, 1.0]}]
+    examples = build_examples(tok, model, groups, delta_th=2.0)
+    assert len(examples) == 1 and examples[0]["best"] == 1
+    assert sorted(map(tuple, examples[0]["pairs"].tolist())) == [(1, 0), (1, 2), (2, 0)]
+    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "v_proj"],
+                                             task_type="CAUSAL_LM"))
+    args = ChoiceDPOConfig(output_dir=str(tmp_path), beta=0.5, rpo_alpha=0.0, learning_rate=5e-3, num_train_epochs=8,
+                           per_device_train_batch_size=1, logging_steps=1, save_strategy="no", use_cpu=True, seed=0)
+    trainer = ChoiceDPOTrainer(model=model, args=args, train_dataset=examples)
+    trainer.train()
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    assert logs[0]["rewards/chosen"] == 0.0 and logs[0]["rewards/margins"] == 0.0
+    model.eval()
+    with torch.no_grad():
+        ratio = option_logps(model, examples[0]["context"], examples[0]["options"]) - examples[0]["ref_logps"]
+    assert ratio[1] > ratio[0] + 0.5 and ratio[1] > ratio[2]
+    assert logs[-1]["dpo_loss"] < logs[0]["dpo_loss"]
+    with pytest.raises(ValueError, match="per_device_train_batch_size=1"):
+        ChoiceDPOTrainer(model=model, args=ChoiceDPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=2,
+                                                           use_cpu=True), train_dataset=examples)
