@@ -16,16 +16,18 @@ reward                 lam 1, alpha 10, gamma 50           the same
 k_ads                  10 candidates                       100 (all)
 leaderboard            30 test queries, MOSAIC M = 4       3,000 test queries, M = 20
 properties             3 / 1 / 1 instances, MOSAIC M = 2   500 / 1 / 20 instances
-irpo                   200 training queries, M = 4, swap   12,000 queries, M = 5 (App. B.2.3)
+irpo                   200 training queries, M = 4, choice 12,000 queries, M = 5 (App. B.2.3)
 =====================  ==================================  ======================================
 
 The ``irpo`` entry holds the training settings that differ from ``IRPOConfig``'s defaults: the
 shipped CPU recipe, which trains the warm-started ``embedded`` policy without any decoding aid on
-200 training queries x M = 4 samples for 3 epochs, with counterfactual ad-swap pairs (one per
-query, delta_th 5, the 96 largest reward gaps of the epoch go to DPO: ~15 s per pair here), a
-historical click log for the pCTR, and DPO on LoRA r 8 at lr 2e-3 with an NLL term on the chosen
-answer (TRL ``loss_type=["sigmoid", "sft"]``, RPO; plain DPO lowered both answers' likelihood and
-raised format errors from 2.8% to 8.9% after one epoch; ``benchmarks/RESULTS_irpo.md``).
+200 training queries x M = 4 samples for 3 epochs with choice groups (``pair_kind="choice"``: each
+sampled insertion point with every candidate's title as an option, all pairs with a reward gap >
+delta_th = 5 trained from one pass over the shared context; the 320 largest-gap groups of the
+epoch, ~2.2 s each here), a historical click log for the pCTR, and DPO on LoRA r 8 at lr 2e-3,
+4 groups per step, with an NLL term on the best option (RPO). Earlier recipes (whole-text swap
+pairs through TRL, ``pair_kind="swap"``; the paper's ``"full"`` pairs) and what they did are in
+``benchmarks/RESULTS_irpo.md``.
 """
 from __future__ import annotations
 
@@ -70,9 +72,9 @@ PRESETS: dict[str, Preset] = {
         },
         properties_mosaic_m=2,
         irpo=dict(
-            n_queries=200, k_deploy=2, m_samples=4, epochs=3, pair_kind="swap", max_pairs_per_query=1,
-            max_pairs_per_epoch=96, max_length=640, historical_queries=300, delta_th=5.0, learning_rate=2e-3,
-            dpo_epochs=1, dpo_args={"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, 1.0]},
+            n_queries=200, k_deploy=2, m_samples=4, epochs=3, pair_kind="choice", max_pairs_per_query=0,
+            max_pairs_per_epoch=320, max_length=640, historical_queries=300, delta_th=5.0, learning_rate=2e-3,
+            grad_accum=4, dpo_epochs=1,
         ),
     ),
     # `make demo` / `llm-auction demo`: the quick preset's Ad-LLM on a leaderboard sized to print
