@@ -17,9 +17,10 @@ Reported per policy: the Spearman correlation of the perturbed ad's ``q`` with i
 curve over contexts and within each context, ``properties.spearman_ci``: percentile bootstrap over
 contexts), the bid rank of the choice at the drawn bids (``sum_j q_j rank_j``; 0.5 = bid-blind)
 and the probability of choosing the highest bidder. Exact probabilities, so 40 contexts x 11 bids
-(~4 min per policy here) say what sampled Fig. 4a sweeps need thousands of answers for; what they
+(~8 min per policy here) say what sampled Fig. 4a sweeps need thousands of answers for; what they
 do not cover is whether the policy inserts an ad at all (the sampled sweeps and Table 2 do).
-Writes ``<out>/choice_probe.json`` (config, git commit, curves), ``.md`` and ``.png``.
+Writes ``<out>/choice_probe.json`` (config, git commit, curves; after each policy, and a rerun into
+the same ``--out`` keeps the policies already measured on the same contexts), ``.md`` and ``.png``.
 """
 from __future__ import annotations
 
@@ -188,7 +189,15 @@ def main(argv: list[str] | None = None) -> int:
               "policies": {}}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    done = {}
+    if (out / "choice_probe.json").is_file():  # resume: keep the policies measured on the same contexts and bids
+        old = json.loads((out / "choice_probe.json").read_text())
+        same = all(old["config"].get(k) == result["config"][k] for k in ("contexts", "bids", "seed"))
+        done = old["policies"] if same else {}
     for name, adapter in policies:
+        if name in done and done[name]["adapter"] == adapter:
+            result["policies"][name] = done[name]
+            continue
         t0 = time.time()
         model, tokenizer = load_policy(adapter)
         result["policies"][name] = {"adapter": adapter, **probe(model, tokenizer, contexts, bids, args.seed),

@@ -76,3 +76,20 @@ def test_choice_dpo_moves_the_choice_toward_the_best_option(tiny_llama, tmp_path
     with pytest.raises(ValueError, match="per_device_train_batch_size=1"):
         ChoiceDPOTrainer(model=model, args=ChoiceDPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=2,
                                                            use_cpu=True), train_dataset=examples)
+
+
+def test_choice_probe_gives_a_distribution_over_the_candidates_per_bid(tiny_llama):
+    """benchmarks/choice_probe on the tiny model: held-out contexts end right before a markup, q is
+    a distribution over the candidates, and the curves hold one value per context and bid."""
+    import numpy as np
+
+    from benchmarks.choice_probe import choice_probs, load_contexts, probe
+
+    model, tok = tiny_llama
+    contexts = load_contexts(2, seed=0)
+    for inst, prefix, j in contexts:
+        assert 0 <= j < len(inst.ads) and "@" not in prefix[-3:]
+        q = choice_probs(model, tok, inst, prefix)
+        assert q.shape == (len(inst.ads),) and q.sum() == pytest.approx(1.0) and (q > 0).all()
+    r = probe(model, tok, contexts, np.array([1.0, 100.0]), seed=0)
+    assert np.asarray(r["curves"]).shape == (2, 2) and 0 <= r["choice_bid_rank"][0] <= 1
