@@ -61,7 +61,7 @@ def load_contexts(n: int, seed: int) -> list[tuple]:
     return out
 
 
-def choice_probs(model, tokenizer, inst, prefix: str) -> np.ndarray:
+def choice_probs(model, tokenizer, inst, prefix: str, style: str = "compact") -> np.ndarray:
     """``q_j``: the policy's probability of each candidate's title after ``prefix``, normalised over
     the candidates."""
     import torch
@@ -71,7 +71,7 @@ def choice_probs(model, tokenizer, inst, prefix: str) -> np.ndarray:
     from llm_auction_env.prompts import ad_llm_chat
     from mechanisms.training.choice_dpo import encode_group, option_logps
 
-    prompt = TransformersBackend.from_model(model, tokenizer).chat_text(ad_llm_chat(inst, style="compact"))
+    prompt = TransformersBackend.from_model(model, tokenizer).chat_text(ad_llm_chat(inst, style=style))
     options = [render(a) for a in inst.ads]
     g = encode_group(tokenizer, prompt + prefix, options, [o.index("@", 1) + 1 for o in options])
     with torch.no_grad():
@@ -94,7 +94,7 @@ def load_policy(adapter: str | None):
     return model.eval(), AutoTokenizer.from_pretrained(path)
 
 
-def probe(model, tokenizer, contexts, bids: np.ndarray, seed: int) -> dict:
+def probe(model, tokenizer, contexts, bids: np.ndarray, seed: int, style: str = "compact") -> dict:
     from scipy.stats import rankdata
     from tqdm import tqdm
 
@@ -103,12 +103,13 @@ def probe(model, tokenizer, contexts, bids: np.ndarray, seed: int) -> dict:
     curves = np.zeros((len(contexts), bids.size))
     rank, top = [], []
     for c, (inst, prefix, j) in enumerate(tqdm(contexts, desc="contexts")):
-        q = choice_probs(model, tokenizer, inst, prefix)
+        q = choice_probs(model, tokenizer, inst, prefix, style)
         b = np.asarray(inst.bids, float)
         rank.append(float(q @ ((rankdata(b) - 1) / (b.size - 1))))
         top.append(float(q[b == b.max()].sum()))
         for k, bid in enumerate(bids):
-            curves[c, k] = choice_probs(model, tokenizer, inst.with_bids(np.where(np.arange(b.size) == j, bid, b)), prefix)[j]
+            curves[c, k] = choice_probs(model, tokenizer, inst.with_bids(np.where(np.arange(b.size) == j, bid, b)),
+                                        prefix, style)[j]
     rng = np.random.default_rng(seed)
     boot = rng.integers(0, len(contexts), size=(2000, len(contexts)))
 
@@ -162,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-contexts", type=int, default=40)
     p.add_argument("--bids", default="1,10,20,30,40,50,60,70,80,90,100")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--prompt-style", default="compact", help="Ad-LLM prompt style of every policy (prompts.STYLES)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default="runs/choice-probe")
     args = p.parse_args(argv)
@@ -192,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     done = {}
     if (out / "choice_probe.json").is_file():  # resume: keep the policies measured on the same contexts and bids
         old = json.loads((out / "choice_probe.json").read_text())
-        same = all(old["config"].get(k) == result["config"][k] for k in ("contexts", "bids", "seed"))
+        same = all(old["config"].get(k, "compact") == result["config"][k] for k in ("contexts", "bids", "seed", "prompt_style"))
         done = old["policies"] if same else {}
     for name, adapter in policies:
         if name in done and done[name]["adapter"] == adapter:
@@ -200,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         t0 = time.time()
         model, tokenizer = load_policy(adapter)
-        result["policies"][name] = {"adapter": adapter, **probe(model, tokenizer, contexts, bids, args.seed),
+        result["policies"][name] = {"adapter": adapter, **probe(model, tokenizer, contexts, bids, args.seed, args.prompt_style),
                                     "seconds": time.time() - t0}
         atomic_write_text(out / "choice_probe.json", json.dumps(result, indent=1))
     atomic_write_text(out / "choice_probe.md", markdown(result))

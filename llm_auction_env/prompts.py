@@ -10,7 +10,10 @@
                                37``): a 135M model copies a line far more reliably than it pairs
                                a title with the id printed before it in a JSON row (48 of 73
                                markups of the first warm start had a candidate's title with
-                               another candidate's id).
+                               another candidate's id). ``style="compact_bid_first"``
+                               writes ``bid 37 @Title@[Ad-ID]``: under causal attention the
+                               title's tokens then see their own bid (an IRPO ablation; the
+                               warm start was trained on ``compact``).
 ``plain_chat(inst)``           the same question for a plain assistant, no ads (reference
                                policy of MOSAIC, ad-free answer of the GSP/RAG baselines)
 ``integrate_chat(inst, ads)``  answer and integrate exactly the given ads in the markup
@@ -39,7 +42,7 @@ from .llm.base import Chat
 from .parsing import render
 from .types import Ad, AuctionInstance, UserProfile
 
-STYLES = ("paper", "compact")
+STYLES = ("paper", "compact", "compact_bid_first")
 
 EXAMPLE_ADS = (
     Ad("Ad-0417", "Walnut Phone Stand", "example"),
@@ -165,12 +168,14 @@ def ad_llm_chat(inst: AuctionInstance, style: str = "paper") -> Chat:
     if style not in STYLES:
         raise ValueError(f"unknown prompt style {style!r}; use one of {STYLES}")
     ex = example_ad(inst.ads)
-    if style == "compact":
+    if style in ("compact", "compact_bid_first"):
+        bid_first = style == "compact_bid_first"
         body = "\n".join([
             "Answer the question. You may add relevant ads as @Title@[ID], copied exactly from the list. "
             "Clicks pay the bid; too many ads annoy the user.",
-            "Ads (markup to copy, then bid):",
-            "\n".join(f"{_safe(render(a))} bid {_bid(b)}" for a, b in zip(inst.ads, inst.bids)),
+            "Ads (bid, then markup to copy):" if bid_first else "Ads (markup to copy, then bid):",
+            "\n".join(f"bid {_bid(b)} {_safe(render(a))}" if bid_first else f"{_safe(render(a))} bid {_bid(b)}"
+                      for a, b in zip(inst.ads, inst.bids)),
             f"Right: the {render(ex)} holds it. Wrong: @{ex.title}@ or @{ex.title.split()[-1]}@[{ex.ad_id}]"
             " (example ad, not in the list).",
             f"User: {_quote(inst.user.describe())}",

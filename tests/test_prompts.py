@@ -130,6 +130,12 @@ def test_compact_same_content_fewer_words():
     assert compact.rstrip().endswith("Answer:") and "@Title@[ID]" in compact
     with pytest.raises(ValueError, match="style"):
         prompts.ad_llm_chat(INST, "fancy")
+    # the bid-first variant: the same prompt but each bid before its markup
+    bid_first = text_of(prompts.ad_llm_chat(INST, "compact_bid_first"))
+    assert [line for line in bid_first.split("\n") if line.startswith("bid ")] == \
+        [f"bid 37 @{ADS[0].title}@[Ad-4820]", f"bid 12.5 @{ADS[1].title}@[Ad-6542]", f"bid 100 @{ADS[2].title}@[Ad-9420]"]
+    strip = lambda text: re.sub(r"(?m)^(bid \S+ )?(@.*?\])( bid \S+)?$", r"\2", text).replace("(bid, then markup to copy)", "")  # noqa: E731
+    assert strip(bid_first) == strip(compact).replace("(markup to copy, then bid)", "")
 
 
 def test_plain_chat_has_no_ads():
