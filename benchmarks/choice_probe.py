@@ -124,13 +124,13 @@ def probe(model, tokenizer, contexts, bids: np.ndarray, seed: int, style: str = 
 
 
 def markdown(result: dict) -> str:
-    fmt = lambda v: f"{v[0]:.2f} [{v[1]:.2f}, {v[2]:.2f}]"  # noqa: E731
+    fmt = lambda v, d=2: f"{v[0]:.{d}f} [{v[1]:.{d}f}, {v[2]:.{d}f}]"  # noqa: E731
     lines = [f"{result['config']['n_contexts']} held-out contexts (warm-start test answers cut at their markup), "
              f"one candidate's bid set to {result['config']['bids']}; exact choice probabilities.", "",
              "| policy | Spearman of the mean curve | within-context Spearman | q(bid 100) - q(bid 1) | "
              "choice bid rank (0.5 = blind) | P(top bidder) |", "|---|---|---|---|---|---|"]
     for name, r in result["policies"].items():
-        lines.append(f"| {name} | {fmt(r['spearman_curve'])} | {fmt(r['spearman_within'])} | {fmt(r['q_low_high'])} | "
+        lines.append(f"| {name} | {fmt(r['spearman_curve'])} | {fmt(r['spearman_within'])} | {fmt(r['q_low_high'], 3)} | "
                      f"{fmt(r['choice_bid_rank'])} | {fmt(r['p_top_bidder'])} |")
     return "\n".join(lines) + "\n"
 
