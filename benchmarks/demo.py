@@ -15,6 +15,7 @@ import textwrap
 import numpy as np
 
 from llm_auction_env.presets import PRESETS, get_preset
+from llm_auction_env.prompts import STYLES
 
 
 def run_episodes(episodes: int, n_ads: int, seed: int, max_new_tokens: int, prompt_style: str) -> None:
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--preset", choices=sorted(PRESETS), default="demo",
                    help="run preset for the Ad-LLM and the leaderboard (default: demo, a demo-sized leaderboard)")
     p.add_argument("--max-new-tokens", type=int, help="default: the preset's")
-    p.add_argument("--prompt-style", choices=["paper", "compact"], help="default: the preset's")
+    p.add_argument("--prompt-style", choices=STYLES, help="default: the preset's")
     p.add_argument("--no-leaderboard", action="store_true", help="skip the leaderboard")
     args = p.parse_args(argv)
     preset = get_preset(args.preset)

@@ -58,6 +58,7 @@ import numpy as np
 from llm_auction_env.config import given, override, parse_assignments
 from llm_auction_env.llm.base import Sampling
 from llm_auction_env.presets import PRESETS, get_preset
+from llm_auction_env.prompts import STYLES
 from llm_auction_env.reward import RewardConfig
 
 BASELINE = "pretrained"
@@ -525,7 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/leaderboard", help="output folder (default: %(default)s)")
     p.add_argument("--backend", help="text backend name (default: auto = the llama.cpp engine when built, else transformers)")
     p.add_argument("--model", help="model path/id or 'embedded' (default)")
-    p.add_argument("--prompt-style", choices=["paper", "compact"])
+    p.add_argument("--prompt-style", choices=STYLES)
     p.add_argument("--max-new-tokens", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--mosaic-m", type=int, help="MOSAIC candidates per query")

@@ -277,6 +277,37 @@ def test_swap_pairs_prefer_the_highest_expected_revenue():
     assert len(swap_pairs(SWAP_INST, [text], ctr, RewardConfig(), delta_th=1.0, max_pairs=1)) == 1
 
 
+def test_choice_group_near_misses_are_priced_format_errors():
+    from llm_auction_env.reward import RewardConfig
+    from mechanisms.training.irpo import choice_groups, near_misses
+
+    text = f"Start slowly on flat trails. For grip, try {parsing.render(SWAP_ADS[0])} on wet days. Rest often."
+    start = text.index("@")
+
+    def ctr(batch):  # every valid insertion is clicked with probability 0.5: bid x 0.5 decides
+        return [{i: 0.5 for i in parsing.valid_ids(parsing.placements(y, inst.ads))} for inst, y in batch]
+
+    misses = near_misses(SWAP_INST, "Ad-11")
+    assert [k for k, _, _ in misses] == ["id_only", "altered_title", "example_ad"]
+    for kind, option, end in misses:  # each, put in the answer, is one format error and no valid ad
+        found = parsing.placements(text[:start] + option + text[start + len(parsing.render(SWAP_ADS[0])):], SWAP_ADS)
+        assert [p.error for p in found] == [{"id_only": "malformed", "altered_title": "altered_title",
+                                             "example_ad": "unknown_id"}[kind]]
+        assert 0 < end <= len(option) and option[0] == "@"
+    assert misses[1][1][:misses[1][2]] == "@Trail@"  # scored through the cut title's closing @
+    assert [k for k, _, _ in near_misses(SWAP_INST, "Ad-13")][1] == "altered_title"
+
+    plain, = choice_groups(SWAP_INST, "P:", [text], ctr, RewardConfig(), delta_th=1.0)
+    group, = choice_groups(SWAP_INST, "P:", [text], ctr, RewardConfig(), delta_th=1.0, with_near_misses=True)
+    n = len(SWAP_ADS)
+    assert group["options"][:n] == plain["options"] and group["rewards"][:n] == plain["rewards"]
+    assert group["ad_ids"][n:] == ["id_only", "altered_title", "example_ad"] and len(group["title_ends"]) == n + 3
+    # the format penalty (gamma 50) puts every near miss below every valid candidate, and the
+    # candidates' best/worst (r_w, r_l: the cap's ordering) are unchanged
+    assert max(group["rewards"][n:]) < min(plain["rewards"]) - 40
+    assert (group["r_w"], group["r_l"]) == (plain["r_w"], plain["r_l"])
+
+
 def test_swap_pair_epoch_trains_on_pairs_that_differ_only_in_the_ad(tiny_llama, tmp_path):
     """One oracle epoch with ``pair_kind="swap"`` on the tiny model: every pair written differs from
     its partner only in the inserted ad (or the ad's sentence), and DPO trains on them."""
@@ -417,7 +448,8 @@ def test_shipped_adapter_is_the_quick_preset_recipe(reward, recipe):
 
     shipped = Path(__file__).resolve().parents[1] / "mechanisms" / "adapters" / f"llm_auction_{reward}"
     saved = json.loads((shipped / "config.json").read_text())
-    saved.setdefault("choice_bid_draws", 1)  # field added after that run (default = its behaviour)
+    saved.setdefault("choice_bid_draws", 1)  # fields added after that run (default = its behaviour)
+    saved.setdefault("choice_near_misses", False)
     expect = json.loads(json.dumps(asdict(IRPOConfig.from_preset("quick", reward=reward, **recipe))))
     differ = {k: (saved.get(k), v) for k, v in expect.items() if k != "run_dir" and saved.get(k) != v}
     assert not differ

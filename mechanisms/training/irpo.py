@@ -100,6 +100,7 @@ import torch
 from llm_auction_env import parsing, scoring
 from llm_auction_env.reward import RewardConfig
 from llm_auction_env.instances import fresh_bids
+from llm_auction_env.prompts import example_ad
 from llm_auction_env.atomic import atomic_dir, atomic_write_text
 from llm_auction_env.config import from_dict, override, parse_assignments
 from llm_auction_env.llm.base import Chat, Sampling
@@ -168,6 +169,11 @@ class IRPOConfig:
     bid vectors U{1..100} (same answer, prompt and rewards recomputed). Click probabilities do not
     depend on bids, so between copies only the bids move the preferred ad: a bid contrast that
     relevance alone cannot fit. 1 = the sampled bids only."""
+    choice_near_misses: bool = False
+    """``pair_kind="choice"``: add to each group the malformed markups a small policy writes in place
+    of the sampled ad (:func:`near_misses`: id without title, title cut short, the prompt's example
+    ad), priced by Eq. 8's format penalty, so DPO also pushes down the format errors it would
+    otherwise leave alone (only valid titles are options without it)."""
     # DPO
     beta: float = 0.1
     learning_rate: float = 5e-5
@@ -389,18 +395,37 @@ def swap_pairs(
     return out[:max_pairs] if max_pairs > 0 else out
 
 
+def near_misses(inst: AuctionInstance, ad_id: str) -> list[tuple[str, str, int]]:
+    """Malformed markups a small policy writes in place of candidate ``ad_id``'s, as
+    ``[(kind, text, end of the scored part)]``: its id with no title (``@[Ad-1]``, scored whole),
+    its title with the last word dropped (``@Trail@[Ad-1]``, scored through the closing ``@``;
+    only for titles of two words or more) and the prompt's example ad (not a candidate). Each is a
+    format error of Eq. 8 (``parsing``: malformed, altered title, unknown id)."""
+    ad = next(a for a in inst.ads if a.ad_id == ad_id)
+    out = [("id_only", f"@[{ad.ad_id}]", len(f"@[{ad.ad_id}]"))]
+    words = ad.title.split()
+    if len(words) > 1:
+        short = " ".join(words[:-1])
+        out.append(("altered_title", f"@{short}@[{ad.ad_id}]", len(short) + 2))
+    example = parsing.render(example_ad(inst.ads))
+    out.append(("example_ad", example, example.index("@", 1) + 1))
+    return out
+
+
 def choice_groups(
     inst: AuctionInstance, prompt: str, responses: Sequence[str],
     reward_model: Callable[[list[tuple[AuctionInstance, str]]], list[dict[str, float]]],
-    reward_config: RewardConfig, delta_th: float, max_groups: int = 0,
+    reward_config: RewardConfig, delta_th: float, max_groups: int = 0, with_near_misses: bool = False,
 ) -> list[dict]:
     """The ad choice of each sampled response with one clean insertion, as a group for
     :mod:`mechanisms.training.choice_dpo`: ``context`` (``prompt`` + the answer up to its markup),
     ``options`` (every candidate's markup, in candidate order; only the title through its closing
     ``@`` is scored, ``title_ends``) and their Eq. 5 ``rewards`` (the answer with that ad in the
-    place of the sampled one, scored with ``reward_model``). Groups whose best and worst options
-    are no more than ``delta_th`` apart teach nothing and are left out; at most ``max_groups``
-    (0 = all), the largest gaps first."""
+    place of the sampled one, scored with ``reward_model``). With ``with_near_misses`` the
+    :func:`near_misses` of the sampled ad follow as options too, scored the same way (the answer
+    with that text in place, so Eq. 8's format penalty prices them; ``ad_ids`` holds their kind).
+    Groups whose best and worst candidates are no more than ``delta_th`` apart teach nothing and
+    are left out; at most ``max_groups`` (0 = all), the largest candidate gaps first."""
     out = []
     for response, variants, rewards in scored_variants(inst, responses, reward_model, reward_config):
         (p,) = scoring.parse(inst, response).placements
@@ -409,10 +434,19 @@ def choice_groups(
         if max(r) - min(r) <= delta_th:
             continue
         options = [parsing.render(a) for a in inst.ads]
-        out.append({"context": prompt + response[:p.start], "options": options, "ad_ids": [a.ad_id for a in inst.ads],
-                    "title_ends": [o.index("@", 1) + 1 for o in options], "rewards": r, "sampled_ad": p.ad_id,
-                    "answer": responses.index(response),
-                    "r_none": by_ad.get(None), "r_w": max(r), "r_l": min(r)})
+        group = {"context": prompt + response[:p.start], "options": options, "ad_ids": [a.ad_id for a in inst.ads],
+                 "title_ends": [o.index("@", 1) + 1 for o in options], "rewards": r, "sampled_ad": p.ad_id,
+                 "answer": responses.index(response),
+                 "r_none": by_ad.get(None), "r_w": max(r), "r_l": min(r)}
+        if with_near_misses:
+            misses = near_misses(inst, p.ad_id)
+            texts = [(inst, response[:p.start] + text + response[p.end:]) for _, text, _ in misses]
+            scored = score_responses(texts, reward_model(texts), reward_config)
+            group["options"] = options + [text for _, text, _ in misses]
+            group["ad_ids"] = group["ad_ids"] + [kind for kind, _, _ in misses]
+            group["title_ends"] = group["title_ends"] + [end for _, _, end in misses]
+            group["rewards"] = r + [s["reward"] for s in scored]
+        out.append(group)
     out.sort(key=lambda g: g["r_l"] - g["r_w"])
     return out[:max_groups] if max_groups > 0 else out
 
@@ -648,7 +682,8 @@ class IRPO:
                 for d, inst_d in enumerate([inst, *fresh_bids([inst] * (cfg.choice_bid_draws - 1), rng)]):
                     prompt_d = prompt if d == 0 else backend.chat_text(self.comps.chat(inst_d))
                     out += [{"i": i, "kind": "choice", "draw": d, "bids": inst_d.bids.tolist(), **g} for g in choice_groups(
-                        inst_d, prompt_d, responses, reward_model, cfg.reward_config, cfg.delta_th, cfg.max_pairs_per_query)]
+                        inst_d, prompt_d, responses, reward_model, cfg.reward_config, cfg.delta_th,
+                        cfg.max_pairs_per_query, with_near_misses=cfg.choice_near_misses)]
                 continue
             if cfg.pair_kind == "swap":
                 pairs = swap_pairs(inst, responses, reward_model, cfg.reward_config, cfg.delta_th, cfg.max_pairs_per_query)
