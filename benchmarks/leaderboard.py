@@ -205,21 +205,23 @@ def summarise(records: list[dict], baseline: list[dict] | None, n_boot: int, see
 
 # --------------------------------------------------------------------------- running
 def mechanism_kwargs(name: str, cfg: LeaderboardConfig, backend: Any, click_model: Any) -> dict[str, Any]:
-    """Constructor arguments for ``name``: the shared backend, sampling, prompt style and (MOSAIC)
-    M, tau and the reward model (a pCTR checkpoint, else the run's own click model's exact
-    probabilities); only those the constructor accepts, plus the user's overrides."""
+    """Constructor arguments for ``name``: the shared backend, sampling, prompt style (a trained
+    policy keeps its own backend and prompt) and (MOSAIC) M, tau and the reward model (a pCTR
+    checkpoint, else the run's own click model's exact probabilities); only those the constructor
+    accepts, plus the user's overrides."""
     ctr = "pctr" if cfg.pctr_path else click_model.click_probs
     common = dict(backend=backend, sampling=cfg.sampling, prompt_style=cfg.prompt_style, batch_size=cfg.batch_size)
     specific = {"mosaic": dict(n_candidates=cfg.mosaic_m, tau=cfg.mosaic_tau, ctr=ctr, pctr_path=cfg.pctr_path,
                                click_model=cfg.click_model, reward=cfg.reward)}.get(name, {})
+    if name in OPTIONAL:
+        # A trained policy builds its own backend and writes its own prompt: the base model, markup
+        # aid and prompt style it was trained with (recorded in its export), which the shared
+        # sampling backend and the table's prompt need not match ("mechanism_kwargs" still override).
+        common = {k: v for k, v in common.items() if k not in ("backend", "prompt_style")}
     kwargs = {**common, **specific, **cfg.mechanism_kwargs.get(name, {})}
     from mechanisms.base import mechanism_options
 
-    accepted = mechanism_options(name)
-    if name in OPTIONAL:
-        # A trained policy builds its own backend: the base model and markup aid it was trained
-        # with (recorded in its export), which the shared sampling backend need not serve.
-        accepted = accepted - {"backend"}
+    accepted = mechanism_options(name) - ({"backend"} if name in OPTIONAL else set())
     return {k: v for k, v in kwargs.items() if k in accepted}
 
 
@@ -229,7 +231,13 @@ def label(name: str, mech: Any, cfg: LeaderboardConfig) -> str:
         return f"mosaic (M={cfg.mosaic_m}, {src})"
     if name == "gsp_slot":
         return f"gsp_slot (quality: {getattr(mech, 'quality_label', '?')})"
-    return name
+    style = _prompt_style(mech, cfg)
+    return name if style == cfg.prompt_style else f"{name} ({style} prompt)"
+
+
+def _prompt_style(mech: Any, cfg: LeaderboardConfig) -> str:
+    """The prompt style ``mech`` writes (a trained policy's own, else the table's)."""
+    return getattr(getattr(mech, "config", None), "prompt_style", None) or cfg.prompt_style
 
 
 def _fingerprint(name: str, cfg: LeaderboardConfig, mech: Any = None) -> str:
@@ -244,7 +252,7 @@ def _fingerprint(name: str, cfg: LeaderboardConfig, mech: Any = None) -> str:
     keep["mechanism_kwargs"] = cfg.mechanism_kwargs.get(name, {})
     keep["mechanism"] = name
     keep["model_fingerprint"] = model_fingerprint(cfg.model)
-    keep["prompt_fingerprint"] = template_fingerprint(cfg.prompt_style)
+    keep["prompt_fingerprint"] = template_fingerprint(_prompt_style(mech, cfg))
     adapter = getattr(mech, "adapter", None)
     if adapter is not None:
         keep["adapter_sha256"] = adapter_hash(adapter)

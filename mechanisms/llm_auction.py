@@ -60,17 +60,23 @@ class LLMAuctionConfig:
 
 
 def resolve_policy(adapter: str | Path) -> tuple[Path, dict]:
-    """(peft adapter folder, training config) of an IRPO export or a bare adapter folder."""
+    """(peft adapter folder, training config) of an IRPO export (``config.json`` + ``policy/``), an
+    IRPO run's epoch (``<run>/epoch_XX`` or ``<run>/epoch_XX/policy``: the run's ``config.json``) or
+    a bare adapter folder (no config: the defaults)."""
     root = Path(adapter)
     if (root / "policy" / "adapter_config.json").is_file():
-        cfg = json.loads((root / "config.json").read_text()) if (root / "config.json").is_file() else {}
-        return root / "policy", cfg
-    if (root / "adapter_config.json").is_file():
-        return root, {}
-    raise FileNotFoundError(
-        f"no trained LLM-Auction policy in {root} (expected policy/adapter_config.json or adapter_config.json); "
-        "train one with `llm-auction train --preset quick --export DIR`"
-    )
+        root = root / "policy"
+    if not (root / "adapter_config.json").is_file():
+        raise FileNotFoundError(
+            f"no trained LLM-Auction policy in {adapter} (expected policy/adapter_config.json or adapter_config.json); "
+            "train one with `llm-auction train --preset quick --export DIR`"
+        )
+    if root.name == "policy":
+        export, run = root.parent, root.parent.parent
+        for d in ((export, run) if export.name.startswith("epoch_") else (export,)):
+            if (d / "config.json").is_file():
+                return root, json.loads((d / "config.json").read_text())
+    return root, {}
 
 
 class LLMAuction:

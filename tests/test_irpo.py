@@ -180,6 +180,30 @@ def test_llm_auction_mechanism_serves_trained_adapter(uninterrupted, tiny_llama,
         make_mechanism("llm_auction_oracle", backend=backend, adapter=str(tmp_path / "missing"))
 
 
+def test_a_trained_policy_keeps_the_prompt_it_was_trained_on(uninterrupted, tmp_path):
+    """An IRPO run's epoch folder carries the run's config (prompt style, aid), and the leaderboard
+    and property sweeps serve a trained policy with its own prompt, not the table's."""
+    import shutil
+    from types import SimpleNamespace
+
+    from benchmarks.leaderboard import LeaderboardConfig, mechanism_kwargs
+    from mechanisms.llm_auction import resolve_policy
+
+    run, _ = uninterrupted
+    trained = json.loads((run / "config.json").read_text())
+    for path in (run / "epoch_01", run / "epoch_01" / "policy"):
+        adapter, cfg = resolve_policy(path)
+        assert adapter == run / "epoch_01" / "policy" and cfg == trained
+    bare = tmp_path / "bare"  # a bare adapter folder: no config, the defaults
+    shutil.copytree(run / "epoch_01" / "policy", bare)
+    assert resolve_policy(bare) == (bare, {})
+    lb = LeaderboardConfig(prompt_style="paper", mechanism_kwargs={"llm_auction_oracle": {"prompt_style": "compact_bid_first"}})
+    clicks = SimpleNamespace(click_probs=None)
+    assert "prompt_style" not in mechanism_kwargs("llm_auction", lb, None, clicks)
+    assert mechanism_kwargs("llm_auction_oracle", lb, None, clicks)["prompt_style"] == "compact_bid_first"
+    assert mechanism_kwargs("pretrained", lb, None, clicks)["prompt_style"] == "paper"
+
+
 def test_ad_open_bias_needs_constrained_markup(tmp_path):
     with pytest.raises(ValueError, match="constrain_ads"):
         config(tmp_path, constrain_ads=False, ad_open_bias=6.0)
