@@ -25,9 +25,12 @@ shipped CPU recipe, which trains the warm-started ``embedded`` policy without an
 sampled insertion point with every candidate's title as an option, all pairs with a reward gap >
 delta_th = 5 trained from one pass over the shared context; the 320 largest-gap groups of the
 epoch, ~2.2 s each here), a historical click log for the pCTR, and DPO on LoRA r 8 at lr 2e-3,
-4 groups per step, with an NLL term on the best option (RPO). Earlier recipes (whole-text swap
-pairs through TRL, ``pair_kind="swap"``; the paper's ``"full"`` pairs) and what they did are in
-``benchmarks/RESULTS_irpo.md``.
+4 groups per step, with an NLL term on the best option (RPO). The trained policy reads the
+``compact_bid_first`` prompt (each candidate as ``bid 37 @Title@[Ad-ID]``: the bid before the title
+it belongs to, where the copy of a title can attend to it; with the bid after the title the same
+recipe stayed bid-blind), recorded in its export so the leaderboard serves it that way. Earlier
+recipes (whole-text swap pairs through TRL, ``pair_kind="swap"``; the paper's ``"full"`` pairs) and
+what they did are in ``benchmarks/RESULTS_irpo.md``.
 """
 from __future__ import annotations
 
@@ -72,6 +75,7 @@ PRESETS: dict[str, Preset] = {
         },
         properties_mosaic_m=2,
         irpo=dict(
+            prompt_style="compact_bid_first",
             n_queries=200, k_deploy=2, m_samples=4, epochs=3, pair_kind="choice", max_pairs_per_query=0,
             max_pairs_per_epoch=320, max_length=640, historical_queries=300, delta_th=5.0, learning_rate=2e-3,
             grad_accum=4, dpo_epochs=1,

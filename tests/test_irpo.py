@@ -458,10 +458,11 @@ def test_irpo_report_tables_every_epoch(uninterrupted, tiny_llama, tmp_path):
     assert "title of other ad" in text
 
 
-# The shipped pCTR adapter predates the choice recipe: it is the session-6 swap-pair recipe (the
-# quick preset's fields then), stated here so that the test still pins exactly what produced it.
-SWAP_RECIPE = {"pair_kind": "swap", "max_pairs_per_query": 1, "max_pairs_per_epoch": 96, "grad_accum": 2,
-               "dpo_args": {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, 1.0]}}
+# The shipped pCTR adapter predates the choice recipe: it is the session-6 swap-pair recipe on the
+# compact prompt (the quick preset's fields then), stated here so that the test still pins exactly
+# what produced it.
+SWAP_RECIPE = {"pair_kind": "swap", "prompt_style": "compact", "max_pairs_per_query": 1, "max_pairs_per_epoch": 96,
+               "grad_accum": 2, "dpo_args": {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, 1.0]}}
 
 
 @pytest.mark.parametrize("reward, recipe", [("oracle", {}), ("pctr", SWAP_RECIPE)])
