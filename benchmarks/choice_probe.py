@@ -67,13 +67,13 @@ def choice_probs(model, tokenizer, inst, prefix: str, style: str = "compact") ->
     import torch
 
     from llm_auction_env.llm.transformers_backend import TransformersBackend
-    from llm_auction_env.parsing import render
+    from llm_auction_env.parsing import render, title_end
     from llm_auction_env.prompts import ad_llm_chat
     from mechanisms.training.choice_dpo import encode_group, option_logps
 
     prompt = TransformersBackend.from_model(model, tokenizer).chat_text(ad_llm_chat(inst, style=style))
     options = [render(a) for a in inst.ads]
-    g = encode_group(tokenizer, prompt + prefix, options, [o.index("@", 1) + 1 for o in options])
+    g = encode_group(tokenizer, prompt + prefix, options, [title_end(o) for o in options])
     with torch.no_grad():
         return torch.softmax(option_logps(model, g["context"], g["options"]).double(), 0).numpy()
 
@@ -194,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     done = {}
     if (out / "choice_probe.json").is_file():  # resume: keep the policies measured on the same contexts and bids
         old = json.loads((out / "choice_probe.json").read_text())
-        same = all(old["config"].get(k, "compact") == result["config"][k] for k in ("contexts", "bids", "seed", "prompt_style"))
+        old_config = {"prompt_style": "compact", **old["config"]}  # files written before --prompt-style
+        same = all(old_config[k] == result["config"][k] for k in ("contexts", "bids", "seed", "prompt_style"))
         done = old["policies"] if same else {}
     for name, adapter in policies:
         if name in done and done[name]["adapter"] == adapter:

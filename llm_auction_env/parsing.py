@@ -96,6 +96,11 @@ def render(ad: Ad) -> str:
     return f"@{ad.title}@[{ad.ad_id}]"
 
 
+def title_end(markup: str) -> int:
+    """End of ``@Title@`` in a ``@Title@[Ad-ID]`` markup (just past the title's closing ``@``)."""
+    return markup.index("@", 1) + 1
+
+
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 
 

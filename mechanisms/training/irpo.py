@@ -401,14 +401,15 @@ def near_misses(inst: AuctionInstance, ad_id: str) -> list[tuple[str, str, int]]
     its title with the last word dropped (``@Trail@[Ad-1]``, scored through the closing ``@``;
     only for titles of two words or more) and the prompt's example ad (not a candidate). Each is a
     format error of Eq. 8 (``parsing``: malformed, altered title, unknown id)."""
-    ad = next(a for a in inst.ads if a.ad_id == ad_id)
-    out = [("id_only", f"@[{ad.ad_id}]", len(f"@[{ad.ad_id}]"))]
+    ad = inst.ads[inst.index_of(ad_id)]
+    id_only = f"@[{ad.ad_id}]"
+    out = [("id_only", id_only, len(id_only))]
     words = ad.title.split()
     if len(words) > 1:
-        short = " ".join(words[:-1])
-        out.append(("altered_title", f"@{short}@[{ad.ad_id}]", len(short) + 2))
+        short = f"@{' '.join(words[:-1])}@[{ad.ad_id}]"
+        out.append(("altered_title", short, parsing.title_end(short)))
     example = parsing.render(example_ad(inst.ads))
-    out.append(("example_ad", example, example.index("@", 1) + 1))
+    out.append(("example_ad", example, parsing.title_end(example)))
     return out
 
 
@@ -427,26 +428,25 @@ def choice_groups(
     Groups whose best and worst candidates are no more than ``delta_th`` apart teach nothing and
     are left out; at most ``max_groups`` (0 = all), the largest candidate gaps first."""
     out = []
+    options = [parsing.render(a) for a in inst.ads]
     for response, variants, rewards in scored_variants(inst, responses, reward_model, reward_config):
         (p,) = scoring.parse(inst, response).placements
         by_ad = {ad_id: r for (ad_id, _), r in zip(variants, rewards)}
         r = [by_ad[a.ad_id] for a in inst.ads]
         if max(r) - min(r) <= delta_th:
             continue
-        options = [parsing.render(a) for a in inst.ads]
-        group = {"context": prompt + response[:p.start], "options": options, "ad_ids": [a.ad_id for a in inst.ads],
-                 "title_ends": [o.index("@", 1) + 1 for o in options], "rewards": r, "sampled_ad": p.ad_id,
-                 "answer": responses.index(response),
-                 "r_none": by_ad.get(None), "r_w": max(r), "r_l": min(r)}
-        if with_near_misses:
-            misses = near_misses(inst, p.ad_id)
-            texts = [(inst, response[:p.start] + text + response[p.end:]) for _, text, _ in misses]
-            scored = score_responses(texts, reward_model(texts), reward_config)
-            group["options"] = options + [text for _, text, _ in misses]
-            group["ad_ids"] = group["ad_ids"] + [kind for kind, _, _ in misses]
-            group["title_ends"] = group["title_ends"] + [end for _, _, end in misses]
-            group["rewards"] = r + [s["reward"] for s in scored]
-        out.append(group)
+        misses = near_misses(inst, p.ad_id) if with_near_misses else []
+        out.append({"context": prompt + response[:p.start], "options": options + [text for _, text, _ in misses],
+                    "ad_ids": [a.ad_id for a in inst.ads] + [kind for kind, _, _ in misses],
+                    "title_ends": [parsing.title_end(o) for o in options] + [end for _, _, end in misses],
+                    "rewards": r, "sampled_ad": p.ad_id, "answer": responses.index(response),
+                    "r_none": by_ad.get(None), "r_w": max(r), "r_l": min(r),
+                    "_misses": [response[:p.start] + text + response[p.end:] for _, text, _ in misses]})
+    # the near misses of every group priced in one reward-model call, like the variants
+    texts = [(inst, y) for g in out for y in g["_misses"]]
+    scored = iter(score_responses(texts, reward_model(texts), reward_config) if texts else [])
+    for g in out:
+        g["rewards"] = g["rewards"] + [next(scored)["reward"] for _ in g.pop("_misses")]
     out.sort(key=lambda g: g["r_l"] - g["r_w"])
     return out[:max_groups] if max_groups > 0 else out
 
