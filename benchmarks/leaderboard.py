@@ -26,7 +26,9 @@ resampling queries) and a paired difference against ``pretrained`` with its CI; 
 Outputs in ``--out``: ``table.md``, ``results.json`` (config, seed, package versions, git commit,
 metrics), ``results.csv`` (long format), ``per_query.csv``, ``leaderboard.png`` (bars with 95% CI),
 and ``checkpoints/<mechanism>.jsonl``: finished batches are appended there, so an interrupted run
-resumes where it stopped when started again with the same configuration.
+resumes where it stopped when started again with the same configuration. ``--reuse NAME=DIR``
+reads a row from an earlier run's folder instead of running it (e.g. a new trained policy against
+the same MOSAIC row): that run's config must agree on every field that defines the rows.
 
 Presets: ``quick`` (30 queries, 10 ads, compact prompt, 128 new tokens, MOSAIC M=4) and ``paper``
 (3000 queries, 100 ads, the App. B prompt, 2048 new tokens, MOSAIC M=20). The reward model of
@@ -98,6 +100,11 @@ class LeaderboardConfig:
     """Extra constructor arguments per mechanism, e.g. ``{"llm_auction": {"adapter": "..."}}``."""
     compare: tuple[tuple[str, str], ...] = COMPARISONS
     """``(A, B)`` pairs of rows: paired difference ``A - B`` (reported where both rows ran)."""
+    reuse: dict[str, str] = field(default_factory=dict)
+    """Rows read from an earlier leaderboard folder instead of run, e.g. ``{"mosaic": "runs/lb"}``:
+    its ``per_query.csv`` on the same instances. Its ``results.json`` config must agree on every
+    field that defines the rows (checked, as for a checkpoint); that the mechanism's code and
+    weights are unchanged is the caller's word, so the table names each reused row's folder and commit."""
 
     @classmethod
     def from_preset(cls, preset: str = "quick", **overrides: Any) -> "LeaderboardConfig":
@@ -114,6 +121,8 @@ class LeaderboardConfig:
             raise ValueError(f"compare must hold (A, B) pairs of two different rows, got {self.compare}")
         if self.n_queries < 1 or self.k_ads < 1 or self.mosaic_m < 1 or self.batch_size < 1:
             raise ValueError("n_queries, k_ads, mosaic_m and batch_size must be >= 1")
+        if set(self.reuse) - set(self.mechanisms):
+            raise ValueError(f"reuse names rows that are not in mechanisms: {sorted(set(self.reuse) - set(self.mechanisms))}")
         if self.n_boot < 100:
             raise ValueError(f"n_boot must be >= 100, got {self.n_boot}")
 
@@ -240,6 +249,41 @@ def _prompt_style(mech: Any, cfg: LeaderboardConfig) -> str:
     return getattr(getattr(mech, "config", None), "prompt_style", None) or cfg.prompt_style
 
 
+_NOT_ROW_FIELDS = ("out", "mechanisms", "n_boot", "resume", "mechanism_kwargs", "preset", "threads", "compare", "reuse")
+"""Config fields that do not change a row's per-query records (left out of its fingerprint)."""
+
+
+def reused_rows(name: str, folder: str | Path, cfg: LeaderboardConfig, query_ids: list[str]) -> tuple[list[dict], str, str]:
+    """Per-query records, label and source (folder and commit) of row ``name`` from an earlier
+    leaderboard's ``folder``; ``ValueError`` when that run's config or queries differ from ``cfg``'s."""
+    folder = Path(folder)
+    try:
+        old = json.loads((folder / "results.json").read_text())
+        with open(folder / "per_query.csv", newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r.get("mechanism") == name]
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"reuse {name!r}: cannot read the leaderboard in {folder}: {err}") from err
+    if name not in old.get("mechanisms", {}) or not rows:
+        raise ValueError(f"reuse {name!r}: {folder} has no such row (rows: {sorted(old.get('mechanisms', {}))})")
+    mine = json.loads(json.dumps(asdict(cfg), default=str))
+    theirs = old.get("config", {})
+    differ = sorted(k for k in mine if k not in _NOT_ROW_FIELDS and theirs.get(k) != mine[k])
+    if theirs.get("mechanism_kwargs", {}).get(name, {}) != mine["mechanism_kwargs"].get(name, {}):
+        differ.append(f"mechanism_kwargs[{name!r}]")
+    if differ:
+        raise ValueError(f"reuse {name!r}: {folder} was run with a different {', '.join(differ)}")
+    try:
+        recs = [{"query_id": r["query_id"], **{k: float(v) for k, v in r.items() if k not in ("mechanism", "query_id")}}
+                for r in rows]
+    except ValueError as err:
+        raise ValueError(f"reuse {name!r}: {folder}/per_query.csv holds a non-numeric value: {err}") from err
+    if [r["query_id"] for r in recs] != query_ids:
+        raise ValueError(f"reuse {name!r}: {folder} was run on other queries (or in another order)")
+    for r in recs:
+        r["format_error"] = float(r["n_errors"] > 0)
+    return recs, old["mechanisms"][name]["label"], f"{folder} (commit {old.get('meta', {}).get('git_commit')})"
+
+
 def _fingerprint(name: str, cfg: LeaderboardConfig, mech: Any = None) -> str:
     """Checkpoint key: the run config, the mechanism's kwargs, the model's weights
     (``models.model_fingerprint``: the shipped warm start's hash for ``embedded``), the prompt
@@ -248,7 +292,7 @@ def _fingerprint(name: str, cfg: LeaderboardConfig, mech: Any = None) -> str:
     from llm_auction_env.llm.models import adapter_hash, model_fingerprint
     from llm_auction_env.prompts import template_fingerprint
 
-    keep = {k: v for k, v in asdict(cfg).items() if k not in ("out", "mechanisms", "n_boot", "resume", "mechanism_kwargs", "preset", "threads", "compare")}
+    keep = {k: v for k, v in asdict(cfg).items() if k not in _NOT_ROW_FIELDS}
     keep["mechanism_kwargs"] = cfg.mechanism_kwargs.get(name, {})
     keep["mechanism"] = name
     keep["model_fingerprint"] = model_fingerprint(cfg.model)
@@ -361,7 +405,12 @@ def run_leaderboard(config: LeaderboardConfig | dict | None = None, *, backend: 
     labels: dict[str, str] = {}
     skipped: dict[str, str] = {}
     timing: dict[str, float] = {}
+    reused: dict[str, str] = {}
     for name in names:
+        if name in cfg.reuse:
+            per_mech[name], labels[name], reused[name] = reused_rows(name, cfg.reuse[name], cfg,
+                                                                     [i.query_id for i in instances])
+            continue
         if name not in MECHANISMS:
             if name in OPTIONAL:
                 skipped[name] = "not registered (mechanisms/llm_auction.py absent)"
@@ -386,6 +435,7 @@ def run_leaderboard(config: LeaderboardConfig | dict | None = None, *, backend: 
                  "backend": type(backend).__name__ + (" (supplied by the caller)" if injected else "")},
         "mechanisms": {},
         "skipped": skipped,
+        "reused": reused,
     }
     for name, recs in per_mech.items():
         metrics, diffs = summarise(recs, base if name != BASELINE else None, cfg.n_boot, cfg.seed)
@@ -466,6 +516,8 @@ def markdown_table(results: dict) -> str:
         "exposures (the paper's metric); payments = the mechanism's own payment rule; adv. surplus = revenue - "
         "payments (advertiser utility when values = bids, 0 for first price). Seconds = wall time per query on this machine.",
     ]
+    for name, src in results.get("reused", {}).items():
+        lines.append(f"Row `{name}` read from an earlier run, {src} (same config and queries), not rerun.")
     for name, why in results.get("skipped", {}).items():
         lines.append(f"Skipped `{name}`: {why}.")
     return "\n".join(lines) + "\n"
@@ -544,6 +596,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="torch CPU threads (transformers backend)")
     p.add_argument("--mechanism-kwargs", help='JSON: {"llm_auction": {"adapter": "path"}}')
     p.add_argument("--no-resume", action="store_true", help="ignore checkpoints in --out")
+    p.add_argument("--reuse", action="append", metavar="NAME=DIR",
+                   help="read row NAME from an earlier leaderboard folder DIR (same config and queries, checked) "
+                        "instead of running it; repeatable")
     p.add_argument("--compare", action="append", metavar="A:B",
                    help="report the paired difference A - B of two rows (repeatable; default: "
                         + ", ".join(f"{a}:{b}" for a, b in COMPARISONS) + ")")
@@ -563,6 +618,11 @@ def config_from_args(args: argparse.Namespace) -> LeaderboardConfig:
         if any(len(p) != 2 or not all(p) for p in pairs):
             raise SystemExit(f"--compare takes A:B (two mechanism names), got {args.compare}")
         over["compare"] = tuple(pairs)
+    if args.reuse:
+        pairs = [r.partition("=") for r in args.reuse]
+        if any(not sep or not n.strip() or not d.strip() for n, sep, d in pairs):
+            raise SystemExit(f"--reuse takes NAME=DIR, got {args.reuse}")
+        over["reuse"] = {n.strip(): d.strip() for n, _, d in pairs}
     if args.mechanism_kwargs:
         try:
             over["mechanism_kwargs"] = json.loads(args.mechanism_kwargs)

@@ -92,6 +92,22 @@ def test_leaderboard_end_to_end_on_tiny_model(tiny_llama, tmp_path):
     assert backend.calls == before
     assert json.dumps(res2["mechanisms"]) == json.dumps(res["mechanisms"])  # NaN-safe comparison
 
+    # Reuse: rows read from that folder's per_query.csv instead of run; same numbers, no generation,
+    # the source named in the table; a run with another config is refused.
+    import dataclasses
+
+    cfg3 = dataclasses.replace(cfg, out=str(tmp_path / "lb3"), mechanisms=("pretrained", "gsp_slot"), compare=(),
+                               reuse={"pretrained": str(out), "gsp_slot": str(out)})
+    res3 = lb.run_leaderboard(cfg3, backend=backend, click_model=users)
+    assert backend.calls == before
+    for name in ("pretrained", "gsp_slot"):
+        assert json.dumps(res3["mechanisms"][name]) == json.dumps(res["mechanisms"][name])
+    assert "`gsp_slot` read from an earlier run" in (tmp_path / "lb3" / "table.md").read_text()
+    with pytest.raises(ValueError, match="different seed"):
+        lb.run_leaderboard(dataclasses.replace(cfg3, seed=4), backend=backend, click_model=users)
+    with pytest.raises(ValueError, match="not in mechanisms"):
+        dataclasses.replace(cfg3, reuse={"mosaic": str(out)})
+
 
 def test_cli_help(capsys):
     with pytest.raises(SystemExit) as e:
