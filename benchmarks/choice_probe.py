@@ -172,8 +172,6 @@ def main(argv: list[str] | None = None) -> int:
         name, sep, adapter = spec.partition("=")
         if not sep or not name.strip():
             p.error(f"--policy takes NAME=ADAPTER, got {spec!r}")
-        if adapter and not (Path(adapter) / "adapter_config.json").is_file():
-            p.error(f"{adapter} is not a LoRA adapter folder")
         policies.append((name.strip(), adapter or None))
     bids = np.array([float(b) for b in args.bids.split(",")])
     if bids.size < 2 or np.any(bids <= 0):
@@ -197,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
         old_config = {"prompt_style": "compact", **old["config"]}  # files written before --prompt-style
         same = all(old_config[k] == result["config"][k] for k in ("contexts", "bids", "seed", "prompt_style"))
         done = old["policies"] if same else {}
+    for name, adapter in policies:  # an adapter measured before may be gone; one still to measure may not
+        if adapter and done.get(name, {}).get("adapter") != adapter and not (Path(adapter) / "adapter_config.json").is_file():
+            p.error(f"{adapter} is not a LoRA adapter folder")
     for name, adapter in policies:
         if name in done and done[name]["adapter"] == adapter:
             result["policies"][name] = done[name]

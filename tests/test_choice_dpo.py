@@ -93,3 +93,24 @@ def test_choice_probe_gives_a_distribution_over_the_candidates_per_bid(tiny_llam
         assert q.shape == (len(inst.ads),) and q.sum() == pytest.approx(1.0) and (q > 0).all()
     r = probe(model, tok, contexts, np.array([1.0, 100.0]), seed=0)
     assert np.asarray(r["curves"]).shape == (2, 2) and 0 <= r["choice_bid_rank"][0] <= 1
+
+
+def test_choice_probe_resume_keeps_measured_policies_and_checks_the_rest(tmp_path, monkeypatch, capsys):
+    """A resumed probe keeps a policy measured before even when its adapter folder is gone (a fresh
+    machine), and still refuses a policy still to measure whose adapter is not a LoRA folder."""
+    import json
+
+    from benchmarks import choice_probe as cp
+
+    monkeypatch.setattr(cp, "load_contexts", lambda n, seed: [])
+    monkeypatch.setattr(cp, "markdown", lambda result: "")
+    monkeypatch.setattr(cp, "plot", lambda result, path: None)
+    old = {"config": {"contexts": [], "bids": [1.0, 100.0], "seed": 0, "prompt_style": "compact"},
+           "policies": {"e1": {"adapter": "gone/policy", "curves": [[0.1, 0.2]]}}}
+    (tmp_path / "choice_probe.json").write_text(json.dumps(old))
+    assert cp.main(["--policy", "e1=gone/policy", "--bids", "1,100", "--out", str(tmp_path)]) == 0
+    kept = json.loads((tmp_path / "choice_probe.json").read_text())["policies"]
+    assert kept == old["policies"]
+    with pytest.raises(SystemExit):
+        cp.main(["--policy", "e1=gone/policy", "--policy", "e2=also/gone", "--bids", "1,100", "--out", str(tmp_path)])
+    assert "also/gone is not a LoRA adapter folder" in capsys.readouterr().err
