@@ -387,6 +387,8 @@ def run_leaderboard(config: LeaderboardConfig | dict | None = None, *, backend: 
 
         dataset = dataset if dataset is not None else load_dataset()
         instances = make_instances(dataset, cfg.split, cfg.n_queries, cfg.k_ads, rng=cfg.seed, bids="uniform")
+    # reused rows are read and checked before any row runs, so a mismatch costs no generation
+    reused_recs = {name: reused_rows(name, folder, cfg, [i.query_id for i in instances]) for name, folder in cfg.reuse.items()}
     if click_model is None:
         from llm_auction_env.users.base import make_click_model
 
@@ -407,9 +409,8 @@ def run_leaderboard(config: LeaderboardConfig | dict | None = None, *, backend: 
     timing: dict[str, float] = {}
     reused: dict[str, str] = {}
     for name in names:
-        if name in cfg.reuse:
-            per_mech[name], labels[name], reused[name] = reused_rows(name, cfg.reuse[name], cfg,
-                                                                     [i.query_id for i in instances])
+        if name in reused_recs:
+            per_mech[name], labels[name], reused[name] = reused_recs[name]
             continue
         if name not in MECHANISMS:
             if name in OPTIONAL:

@@ -427,8 +427,9 @@ def choice_groups(
     with that text in place, so Eq. 8's format penalty prices them; ``ad_ids`` holds their kind).
     Groups whose best and worst candidates are no more than ``delta_th`` apart teach nothing and
     are left out; at most ``max_groups`` (0 = all), the largest candidate gaps first."""
-    out = []
+    out, miss_texts = [], []
     options = [parsing.render(a) for a in inst.ads]
+    title_ends = [parsing.title_end(o) for o in options]
     for response, variants, rewards in scored_variants(inst, responses, reward_model, reward_config):
         (p,) = scoring.parse(inst, response).placements
         by_ad = {ad_id: r for (ad_id, _), r in zip(variants, rewards)}
@@ -438,15 +439,15 @@ def choice_groups(
         misses = near_misses(inst, p.ad_id) if with_near_misses else []
         out.append({"context": prompt + response[:p.start], "options": options + [text for _, text, _ in misses],
                     "ad_ids": [a.ad_id for a in inst.ads] + [kind for kind, _, _ in misses],
-                    "title_ends": [parsing.title_end(o) for o in options] + [end for _, _, end in misses],
+                    "title_ends": title_ends + [end for _, _, end in misses],
                     "rewards": r, "sampled_ad": p.ad_id, "answer": responses.index(response),
-                    "r_none": by_ad.get(None), "r_w": max(r), "r_l": min(r),
-                    "_misses": [response[:p.start] + text + response[p.end:] for _, text, _ in misses]})
+                    "r_none": by_ad.get(None), "r_w": max(r), "r_l": min(r)})
+        miss_texts.append([response[:p.start] + text + response[p.end:] for _, text, _ in misses])
     # the near misses of every group priced in one reward-model call, like the variants
-    texts = [(inst, y) for g in out for y in g["_misses"]]
+    texts = [(inst, y) for ys in miss_texts for y in ys]
     scored = iter(score_responses(texts, reward_model(texts), reward_config) if texts else [])
-    for g in out:
-        g["rewards"] = g["rewards"] + [next(scored)["reward"] for _ in g.pop("_misses")]
+    for g, ys in zip(out, miss_texts):
+        g["rewards"] = g["rewards"] + [next(scored)["reward"] for _ in ys]
     out.sort(key=lambda g: g["r_l"] - g["r_w"])
     return out[:max_groups] if max_groups > 0 else out
 
