@@ -90,7 +90,10 @@ def override(cfg, changes: Mapping[str, Any] | None = None, **more: Any):
                 raise ValueError(f"{type(cfg).__name__}.{key} is a {type(nested[key]).__name__}; set its fields "
                                  f"({key}.<field>=...) or pass a {type(nested[key]).__name__}")
         elif key in own:
-            top[key] = _coerce(value, _field_type(cfg, key), getattr(cfg, key))
+            try:
+                top[key] = _coerce(value, _field_type(cfg, key), getattr(cfg, key))
+            except ValueError as e:
+                raise ValueError(f"{type(cfg).__name__}.{key}: {e}") from None
         else:
             holders = [name for name, sub in nested.items() if key in _fields(sub)]
             if len(holders) == 1:

@@ -8,7 +8,7 @@ import pytest
 
 from llm_auction_env.parsing import render
 from llm_auction_env.types import Ad, AuctionInstance, ClickFeedback, UserProfile
-from mechanisms.training.pctr import ClickRecord, PCTRConfig, PCTRModel, auc, records_from_feedback
+from mechanisms.training.pctr import ClickRecord, PCTRConfig, PCTRModel, auc, creative, records_from_feedback
 
 
 class HashedBagOfWords:
@@ -44,7 +44,7 @@ def planted_logs(n: int, seed: int) -> list[ClickRecord]:
         clicked = int(ad.category == topic and inside)
         if rng.random() < 0.02:
             clicked = 1 - clicked
-        out.append(ClickRecord(query, USERS[rng.integers(len(USERS))].user_id, ad.ad_id, response, clicked))
+        out.append(ClickRecord(query, USERS[rng.integers(len(USERS))].user_id, ad.ad_id, response, clicked, creative(ad)))
     return out
 
 
@@ -87,6 +87,73 @@ def test_records_from_feedback_only_valid_exposures():
     fb = [ClickFeedback(ADS[0].ad_id, True), ClickFeedback(ADS[2].ad_id, True)]
     recs = records_from_feedback([(inst, resp)], [fb])
     assert [(r.ad_id, r.clicked) for r in recs] == [(ADS[0].ad_id, 1), (ADS[1].ad_id, 0)]
+    assert [r.ad_text for r in recs] == [creative(ADS[0]), creative(ADS[1])]
+
+
+def brand_logs(ads: list[Ad], n: int, seed: int) -> list[ClickRecord]:
+    """Click iff the ad's category is the query's topic (2% label noise). The titles are brand
+    names (no word shared between the logged and the new ads), so the answer's words say nothing
+    of the topic: only the creative does."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        topic, ad = TOPICS[rng.integers(4)], ads[rng.integers(len(ads))]
+        clicked = int(ad.category == topic) if rng.random() >= 0.02 else int(ad.category != topic)
+        out.append(ClickRecord(f"tell me about {topic} please", USERS[rng.integers(len(USERS))].user_id, ad.ad_id,
+                               f"Here is some advice. {render(ad)} is worth a look.", clicked, creative(ad)))
+    return out
+
+
+def test_creative_prices_an_ad_never_logged():
+    """The fix of session 11: with ``ad_text`` the pCTR ranks ads it has no click row for (their id
+    falls back to the unknown row) by what their creative says; with the id alone it cannot."""
+    seen = [Ad(f"Ad-{200 + i}", f"Brand s{i}", TOPICS[i % 4], f"made for {TOPICS[i % 4]} fans") for i in range(12)]
+    new = [Ad(f"Ad-{300 + i}", f"Label n{i}", TOPICS[i % 4], f"made for {TOPICS[i % 4]} fans") for i in range(12)]
+    scores = {}
+    for ad_text in (True, False):
+        model = PCTRModel(PCTRConfig(steps=300, seed=0, ad_text=ad_text), encoder=HashedBagOfWords())
+        model.fit(brand_logs(seen, 1500, seed=1))
+        scores[ad_text] = model.evaluate(brand_logs(new, 600, seed=2))["auc"]
+    assert scores[True] > 0.9, scores  # label noise 2%: the best AUC is ~0.98
+    assert scores[False] < 0.7, scores  # id-only: every new ad is the unknown row
+
+
+def test_ad_text_needs_the_creative():
+    model = PCTRModel(PCTRConfig(steps=5), encoder=HashedBagOfWords())
+    bare = [ClickRecord("q", "u0", ADS[0].ad_id, f"x {render(ADS[0])}", 1)]
+    with pytest.raises(ValueError, match="ad_text"):
+        model.fit(bare)
+
+
+def test_early_stopping_keeps_the_best_validation_weights():
+    """The kept weights score the reported validation AUC, and a refit on the same rows (IRPO's
+    replay) starts from them as a candidate, so it never ends below it."""
+    logs = planted_logs(1200, seed=7)
+    model = PCTRModel(PCTRConfig(steps=200, seed=0, eval_every=20), encoder=HashedBagOfWords())
+    first = model.fit(logs)
+    assert first["n_val"] > 0 and 0 <= first["best_step"] <= 200
+    _, val = model.validation_split(model.split(logs)[0])
+    assert model.evaluate(val)["auc"] == pytest.approx(first["val_auc"])
+    second = model.fit(logs)
+    assert second["val_auc"] >= first["val_auc"]
+
+
+def test_model_saved_before_the_new_options_loads_without_them(tmp_path):
+    enc = HashedBagOfWords()
+    model = PCTRModel(PCTRConfig(steps=20, ad_text=False, early_stopping=False), encoder=enc)
+    logs = planted_logs(200, seed=8)
+    model.fit(logs)
+    model.save(tmp_path / "old")
+    cfg_path = tmp_path / "old" / "config.json"
+    import json
+
+    raw = json.loads(cfg_path.read_text())
+    for key in ("ad_text", "early_stopping", "val_fraction", "eval_every"):
+        raw.pop(key)
+    cfg_path.write_text(json.dumps(raw))
+    again = PCTRModel.load(tmp_path / "old", encoder=enc)
+    assert not again.cfg.ad_text and not again.cfg.early_stopping
+    np.testing.assert_allclose(again.predict_records(logs[:40]), model.predict_records(logs[:40]), rtol=1e-6)
 
 
 def test_save_load_roundtrip_and_vocab_growth(tmp_path):
@@ -97,7 +164,7 @@ def test_save_load_roundtrip_and_vocab_growth(tmp_path):
     model.save(tmp_path / "p")
     again = PCTRModel.load(tmp_path / "p", encoder=enc)
     np.testing.assert_allclose(again.predict_records(logs[:50]), model.predict_records(logs[:50]), rtol=1e-6)
-    extra = [ClickRecord("lego now", "brand-new-user", "Ad-555", "text @X@[Ad-555]", 1)]
+    extra = [ClickRecord("lego now", "brand-new-user", "Ad-555", "text @X@[Ad-555]", 1, "X. (lego)")]
     n_users = len(again.user_vocab)
     again.fit(logs[:100] + extra)  # grows the tables, keeps old rows
     assert len(again.user_vocab) == n_users + 1 and "Ad-555" in again.ad_vocab

@@ -631,7 +631,7 @@ class IRPO:
             insts = self.comps.historical_instances(self.cfg.historical_queries)
             history = historical_log(insts, self.comps.click_model, _phase_rng(self.cfg, 0, "pctr"))
             n_hist, records = len(history), history + records
-        metrics = model.fit(records) if records else {"n_train": 0, "auc": float("nan"), "logloss": float("nan")}
+        metrics = model.fit(records) if records else {"n_train": 0, "n_val": 0, "n_heldout": 0, "auc": float("nan"), "logloss": float("nan")}
         return model, {**metrics, "n_historical": n_hist, "n_new": len(new),
                        "prequential_auc": fresh.get("auc", float("nan"))}
 
@@ -850,7 +850,7 @@ class IRPO:
                     self._after(t, "pctr")
                 pm = json.loads((ep / "pctr_metrics.json").read_text())
                 m.update({"pctr_auc": pm.get("auc"), "pctr_logloss": pm.get("logloss"), "pctr_prequential_auc": pm.get("prequential_auc"),
-                          "click_log_rows": pm.get("n_train", 0) + pm.get("n_heldout", 0)})
+                          "click_log_rows": pm.get("n_train", 0) + pm.get("n_val", 0) + pm.get("n_heldout", 0)})
             if not self._done(t, "samples"):
                 t0 = time.time()
                 _write_jsonl(ep / "samples.jsonl", self.phase_samples(t, source))

@@ -1,7 +1,7 @@
 """pCTR reward model of LLM-Auction (paper Sec. 4.1.1, Eq. 3-4, App. B.2.2).
 
-``p_i = sigmoid(MLP([phi(x); phi(y); e_h; e_ai]))`` for each ad ``a_i`` validly exposed in response
-``y`` to query ``x`` of user ``h``:
+``p_i = sigmoid(MLP([phi(x); phi(y); e_h; e_ai; phi(a_i)]))`` for each ad ``a_i`` validly exposed in
+response ``y`` to query ``x`` of user ``h``:
 
 * ``phi``: a frozen text encoder (default all-MiniLM-L6-v2 through
   :func:`llm_auction_env.users.encoder.get_text_encoder`; any object with a SentenceTransformer-style
@@ -9,7 +9,19 @@
   encoded once and cached (``encoder_batch`` texts per call).
 * ``e_h`` (64-d) and ``e_a`` (32-d): learnable user and ad embeddings. Ids are added to the
   vocabularies as they appear in click logs (tables grow; old rows are kept).
+* ``phi(a_i)`` (ours, ``ad_text=True``): the frozen encoding of the ad's creative (title,
+  description, category). The paper's ads recur across millions of logged queries, so ``e_a`` alone
+  carries what the ad is about; a click log of a few thousand rows cannot teach ``e_a`` how an ad
+  relates to a query, and without ``phi(a_i)`` the ad's relevance reaches the model only through
+  the few words the ad changes in ``phi(y)``.
 * MLP 128-64-32 (ReLU), a final linear layer and a sigmoid; BCE loss, Adam lr 1e-3, batch 256.
+* Early stopping (ours, ``early_stopping=True``): ``val_fraction`` of the training responses is
+  set aside; every ``eval_every`` steps the AUC on it is measured and the weights with the highest
+  one (the starting weights included) are kept at the end of the fit. Under IRPO's replay each
+  update revisits the same historical rows, and 600 more steps per epoch memorise them (held-out
+  log-loss rose 0.36 -> 0.92 over a run's three fits, session 10). AUC, not log-loss: the log-loss
+  bottoms out within ~75 steps, once the base rate is learnt and before the model ranks ads, and
+  the reward compares the ads of one answer, a ranking.
 
 Unknown ids (a user or ad never seen in training) fall back to row 0 of their table, a learned
 "unknown" embedding: during training each id is replaced by row 0 with probability
@@ -34,6 +46,7 @@ atomically (temporary folder + rename); ``PCTRModel.load(dir, encoder=...)``.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -48,7 +61,7 @@ from torch import nn
 
 from llm_auction_env.scoring import parse_batch
 from llm_auction_env.atomic import atomic_dir
-from llm_auction_env.types import AuctionInstance, ClickFeedback
+from llm_auction_env.types import Ad, AuctionInstance, ClickFeedback
 
 
 @dataclass
@@ -71,11 +84,22 @@ class PCTRConfig:
     """Probability of replacing an id by the learned "unknown" row during training (ours)."""
     encoder_batch: int = 64
     seed: int = 0
+    ad_text: bool = True
+    """Feed the encoder's vector of the ad's creative to the MLP beside ``e_a`` (ours; see the module
+    docstring). A model saved before this field existed was trained without it and loads so."""
+    early_stopping: bool = True
+    """Keep the weights with the highest validation AUC of the fit (ours; ``val_fraction``,
+    ``eval_every``). A model saved before this field existed loads with it off."""
+    val_fraction: float = 0.1
+    """Share of the training responses (after the ``holdout`` split) used for early stopping."""
+    eval_every: int = 25
 
     def __post_init__(self) -> None:
         self.hidden = tuple(int(h) for h in self.hidden)
         if not 0 <= self.holdout < 1:
             raise ValueError(f"holdout must be in [0, 1), got {self.holdout}")
+        if not 0 < self.val_fraction < 1 or self.eval_every < 1:
+            raise ValueError(f"val_fraction must be in (0, 1) and eval_every >= 1, got {self.val_fraction}, {self.eval_every}")
         if not 0 <= self.unknown_dropout < 1:
             raise ValueError(f"unknown_dropout must be in [0, 1), got {self.unknown_dropout}")
         if self.batch_size < 1 or self.steps < 0 or self.lr <= 0:
@@ -91,6 +115,16 @@ class ClickRecord:
     ad_id: str
     response: str
     clicked: int
+    ad_text: str = ""
+    """The ad's creative as the pCTR encodes it (:func:`creative`; empty: the model sees its id only)."""
+
+
+def creative(ad: Ad) -> str:
+    """The ad text a pCTR with ``ad_text`` encodes: title, description and category, as the
+    semantic click model embeds an ad (one definition: ``users.semantic.ad_text``)."""
+    from llm_auction_env.users.semantic import ad_text
+
+    return ad_text(ad)
 
 
 def records_from_feedback(
@@ -104,7 +138,8 @@ def records_from_feedback(
     for (inst, parsed), fb in zip(parse_batch(pairs), feedback):
         clicked = {f.ad_id: int(bool(f.clicked)) for f in fb}
         for ad_id in parsed.valid_ids:
-            out.append(ClickRecord(inst.query, inst.user.user_id, ad_id, parsed.text, clicked.get(ad_id, 0)))
+            ad = inst.ads[inst.index_of(ad_id)]
+            out.append(ClickRecord(inst.query, inst.user.user_id, ad_id, parsed.text, clicked.get(ad_id, 0), creative(ad)))
     return out
 
 
@@ -134,15 +169,16 @@ class _Net(nn.Module):
         for table in (self.users, self.ads):
             nn.init.normal_(table.weight, std=_ID_INIT_NORM / table.embedding_dim**0.5)
         layers: list[nn.Module] = []
-        width = 2 * text_dim + cfg.user_dim + cfg.ad_dim
+        width = (5 if cfg.ad_text else 2) * text_dim + cfg.user_dim + cfg.ad_dim
         for h in cfg.hidden:
             layers += [nn.Linear(width, h), nn.ReLU()]
             width = h
         layers.append(nn.Linear(width, 1))
         self.mlp = nn.Sequential(*layers)
 
-    def forward(self, q: torch.Tensor, y: torch.Tensor, u: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        return self.mlp(torch.cat([q, y, self.users(u), self.ads(a)], dim=-1)).squeeze(-1)  # logits
+    def forward(self, text: torch.Tensor, u: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """Logits from the concatenated text vectors ``text`` ([phi(x); phi(y)] or [...; phi(a)])."""
+        return self.mlp(torch.cat([text, self.users(u), self.ads(a)], dim=-1)).squeeze(-1)
 
 
 _ID_INIT_NORM = 0.1
@@ -222,44 +258,53 @@ class PCTRModel:
             self.n_unknown["ad"] += sum(1 for i in a if i == 0)
         return torch.tensor(u, dtype=torch.long), torch.tensor(a, dtype=torch.long)
 
-    def _features(self, records: Sequence[ClickRecord]) -> tuple[torch.Tensor, torch.Tensor]:
-        q = torch.from_numpy(self.embed([r.query for r in records]))
-        y = torch.from_numpy(self.embed([r.response for r in records]))
-        return q, y
+    def _features(self, records: Sequence[ClickRecord]) -> torch.Tensor:
+        """[phi(x); phi(y)], and phi(a) with ``ad_text`` (a record without the ad's text is an error
+        there: it would be encoded as an empty creative)."""
+        parts = [self.embed([r.query for r in records]), self.embed([r.response for r in records])]
+        if self.cfg.ad_text:
+            if any(not r.ad_text for r in records):
+                raise ValueError("pCTR with ad_text=True needs ClickRecord.ad_text (records_from_feedback fills it)")
+            a = self.embed([r.ad_text for r in records])
+            parts += [a, parts[0] * a, parts[1] * a]  # the creative and its crosses with query and answer
+        return torch.from_numpy(np.concatenate(parts, axis=1))
 
     # -- training ----------------------------------------------------------------------------
     def split(self, records: Sequence[ClickRecord]) -> tuple[list[ClickRecord], list[ClickRecord]]:
         """Train / held-out split by response. A response's side depends only on ``cfg.seed`` and the
         response (a hash), so under IRPO's replay a held-out response stays unseen in every fit."""
-        def held(r: ClickRecord) -> bool:
-            key = f"{self.cfg.seed}\x1f{r.query}\x1f{r.user_id}\x1f{r.response}".encode("utf-8")
-            return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") < self.cfg.holdout * 2.0**64
+        return _split_by_response(records, f"{self.cfg.seed}", self.cfg.holdout)
 
-        train: list[ClickRecord] = []
-        test: list[ClickRecord] = []
-        for r in records:
-            (test if held(r) else train).append(r)
-        return train, test
+    def validation_split(self, train: Sequence[ClickRecord]) -> tuple[list[ClickRecord], list[ClickRecord]]:
+        """(rows to fit, validation rows) of the training rows, by response like :meth:`split`, for
+        early stopping; no validation rows without ``early_stopping`` or when a side would be empty."""
+        if not self.cfg.early_stopping:
+            return list(train), []
+        fit_rows, val = _split_by_response(train, f"{self.cfg.seed}\x1fval", self.cfg.val_fraction)
+        return (fit_rows, val) if fit_rows and val else (list(train), [])
 
     def fit(self, records: Sequence[ClickRecord]) -> dict[str, float]:
         """Update the model on ``records`` (continuing from the current weights, as IRPO's
-        reward-model phase does) and report held-out log-loss and AUC."""
+        reward-model phase does) and report held-out log-loss and AUC. With ``early_stopping`` the
+        weights of the step with the best validation AUC are kept (step 0: the starting weights),
+        reported as ``best_step`` and ``val_auc``."""
         records = list(records)
         if not records:
             raise ValueError("pCTR.fit needs at least one click record")
         train, test = self.split(records)
         if not train:
             train, test = records, []
+        train, val = self.validation_split(train)
         self._ensure_net(records)
         assert self.net is not None
         gen = torch.Generator().manual_seed(self.cfg.seed + 15485863 * self.n_fits)
-        q, y = self._features(train)
+        x = self._features(train)
         u, a = self._ids(train, count=False)
         c = torch.tensor([float(r.clicked) for r in train])
         opt = torch.optim.Adam(self.net.parameters(), lr=self.cfg.lr)
         loss_fn = nn.BCEWithLogitsLoss()
-        self.net.train()
         losses = []
+        best = (self._val_auc(val), 0, copy.deepcopy(self.net.state_dict())) if val else None
         batches: list[torch.Tensor] = []
         while len(losses) < self.cfg.steps:
             if not batches:
@@ -269,20 +314,35 @@ class PCTRModel:
             if self.cfg.unknown_dropout > 0:
                 ub = torch.where(torch.rand(len(idx), generator=gen) < self.cfg.unknown_dropout, 0, ub)
                 ab = torch.where(torch.rand(len(idx), generator=gen) < self.cfg.unknown_dropout, 0, ab)
-            loss = loss_fn(self.net(q[idx], y[idx], ub, ab), c[idx])
+            self.net.train()
+            loss = loss_fn(self.net(x[idx], ub, ab), c[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
             losses.append(loss.item())
+            if best is not None and (len(losses) % self.cfg.eval_every == 0 or len(losses) == self.cfg.steps):
+                v = self._val_auc(val)
+                if v > best[0]:
+                    best = (v, len(losses), copy.deepcopy(self.net.state_dict()))
+        if best is not None:
+            self.net.load_state_dict(best[2])
         self.n_fits += 1
         metrics = {
             "n_train": len(train),
+            "n_val": len(val),
             "n_heldout": len(test),
             "click_rate": float(np.mean([r.clicked for r in records])),
             "train_loss": float(np.mean(losses[-20:])) if losses else float("nan"),
         }
+        if best is not None:
+            metrics.update(val_auc=float(best[0]), best_step=best[1])
         metrics.update(self.evaluate(test))
         return metrics
+
+    def _val_auc(self, records: Sequence[ClickRecord]) -> float:
+        """AUC on the validation rows; -inf when it is undefined (one class), so no step wins on it."""
+        value = self.evaluate(records)["auc"]
+        return -np.inf if np.isnan(value) else value
 
     @torch.no_grad()
     def predict_records(self, records: Sequence[ClickRecord], count_unknown: bool = True) -> np.ndarray:
@@ -292,9 +352,8 @@ class PCTRModel:
         if self.net is None:
             return np.full(len(records), 0.5)
         self.net.eval()
-        q, y = self._features(records)
         u, a = self._ids(records, count=count_unknown)
-        return torch.sigmoid(self.net(q, y, u, a)).numpy().astype(np.float64)
+        return torch.sigmoid(self.net(self._features(records), u, a)).numpy().astype(np.float64)
 
     def evaluate(self, records: Sequence[ClickRecord]) -> dict[str, float]:
         """Log-loss and AUC of the current model on ``records``."""
@@ -308,7 +367,8 @@ class PCTRModel:
         rows: list[tuple[int, ClickRecord]] = []
         for k, (inst, parsed) in enumerate(parse_batch(pairs)):
             for ad_id in parsed.valid_ids:
-                rows.append((k, ClickRecord(inst.query, inst.user.user_id, ad_id, parsed.text, 0)))
+                ad = inst.ads[inst.index_of(ad_id)]
+                rows.append((k, ClickRecord(inst.query, inst.user.user_id, ad_id, parsed.text, 0, creative(ad))))
         probs = self.predict_records([r for _, r in rows])
         out: list[dict[str, float]] = [{} for _ in pairs]
         for (k, r), p in zip(rows, probs):
@@ -329,7 +389,7 @@ class PCTRModel:
     def load(cls, path: str | os.PathLike, encoder: Any = None) -> "PCTRModel":
         path = os.fspath(path)
         with open(os.path.join(path, "config.json")) as f:
-            cfg = PCTRConfig(**json.load(f))
+            cfg = saved_config(json.load(f))
         with open(os.path.join(path, "vocab.json")) as f:
             vocab = json.load(f)
         model = cls(cfg, encoder)
@@ -346,6 +406,24 @@ class PCTRModel:
         return {} if self.net is None else self.net.state_dict()
 
 
+def saved_config(saved: dict[str, Any]) -> PCTRConfig:
+    """The config a pCTR was trained with, from its saved dict: one saved before ``ad_text`` and
+    ``early_stopping`` existed was trained without them (today's defaults would differ)."""
+    return PCTRConfig(**{"ad_text": False, "early_stopping": False, **saved})
+
+
+def _split_by_response(records: Sequence[ClickRecord], salt: str, share: float) -> tuple[list[ClickRecord], list[ClickRecord]]:
+    """(kept, set aside): a record is set aside when the hash of ``salt`` and its response falls in
+    the first ``share`` of the hash range, so all ads of one response land on the same side and a
+    response's side never changes between fits."""
+    kept: list[ClickRecord] = []
+    aside: list[ClickRecord] = []
+    for r in records:
+        key = f"{salt}\x1f{r.query}\x1f{r.user_id}\x1f{r.response}".encode("utf-8")
+        (aside if int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") < share * 2.0**64 else kept).append(r)
+    return kept, aside
+
+
 def historical_log(
     instances: Sequence[AuctionInstance], click_model: Any, rng: np.random.Generator
 ) -> list[ClickRecord]:
@@ -357,5 +435,6 @@ def historical_log(
     return records_from_feedback(pairs, click_model.sample_clicks(pairs, rng))
 
 
-__all__ = ["PCTRConfig", "PCTRModel", "ClickRecord", "records_from_feedback", "historical_log", "auc", "log_loss"]
+__all__ = ["PCTRConfig", "PCTRModel", "ClickRecord", "creative", "records_from_feedback", "historical_log", "saved_config",
+           "auc", "log_loss"]
 
