@@ -119,7 +119,7 @@ def test_creative_prices_an_ad_never_logged():
 
 
 def test_ad_text_needs_the_creative():
-    model = PCTRModel(PCTRConfig(steps=5), encoder=HashedBagOfWords())
+    model = PCTRModel(PCTRConfig(steps=5, ad_text=True), encoder=HashedBagOfWords())
     bare = [ClickRecord("q", "u0", ADS[0].ad_id, f"x {render(ADS[0])}", 1)]
     with pytest.raises(ValueError, match="ad_text"):
         model.fit(bare)
@@ -129,7 +129,7 @@ def test_early_stopping_keeps_the_best_validation_weights():
     """The kept weights score the reported validation AUC, and a refit on the same rows (IRPO's
     replay) starts from them as a candidate, so it never ends below it."""
     logs = planted_logs(1200, seed=7)
-    model = PCTRModel(PCTRConfig(steps=200, seed=0, eval_every=20), encoder=HashedBagOfWords())
+    model = PCTRModel(PCTRConfig(steps=200, seed=0, eval_every=20, early_stopping=True), encoder=HashedBagOfWords())
     first = model.fit(logs)
     assert first["n_val"] > 0 and 0 <= first["best_step"] <= 200
     _, val = model.validation_split(model.split(logs)[0])

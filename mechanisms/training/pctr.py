@@ -84,10 +84,11 @@ class PCTRConfig:
     """Probability of replacing an id by the learned "unknown" row during training (ours)."""
     encoder_batch: int = 64
     seed: int = 0
-    ad_text: bool = True
-    """Feed the encoder's vector of the ad's creative to the MLP beside ``e_a`` (ours; see the module
-    docstring). A model saved before this field existed was trained without it and loads so."""
-    early_stopping: bool = True
+    ad_text: bool = False
+    """Feed the encoder's vector of the ad's creative and its crosses to the MLP beside ``e_a`` (ours;
+    see the module docstring). Off by default until a full IRPO run with it ships (session 11 ran 2 of
+    3 epochs: ``--set pctr.ad_text=true pctr.early_stopping=true``)."""
+    early_stopping: bool = False
     """Keep the weights with the highest validation AUC of the fit (ours; ``val_fraction``,
     ``eval_every``). A model saved before this field existed loads with it off."""
     val_fraction: float = 0.1
