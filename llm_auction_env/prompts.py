@@ -224,7 +224,7 @@ def plain_chat(inst: AuctionInstance) -> Chat:
 def integrate_chat(inst: AuctionInstance, ads_to_insert: Sequence[Ad | str]) -> Chat:
     """Answer and integrate exactly ``ads_to_insert`` (ads or ids of ``inst``'s candidates), each
     once, in the ``@Ad Title@[Ad ID]`` markup. With no ads this is ``plain_chat``."""
-    ads = [inst.ads[inst.index_of(a)] if isinstance(a, str) else a for a in ads_to_insert]
+    ads = [inst.ad(a) if isinstance(a, str) else a for a in ads_to_insert]
     if not ads:
         return plain_chat(inst)
     ex = example_ad(list(inst.ads) + ads)

@@ -126,6 +126,10 @@ class AuctionInstance:
                 return i
         raise KeyError(ad_id)
 
+    def ad(self, ad_id: str) -> Ad:
+        """The candidate with id ``ad_id``; ``KeyError`` if it is not a candidate."""
+        return self.ads[self.index_of(ad_id)]
+
     def with_bids(self, bids) -> "AuctionInstance":
         """Same query, user and ads with another bid vector (validated)."""
         return AuctionInstance(self.query, self.user, self.ads, np.asarray(bids), self.query_id)

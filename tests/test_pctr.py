@@ -8,7 +8,8 @@ import pytest
 
 from llm_auction_env.parsing import render
 from llm_auction_env.types import Ad, AuctionInstance, ClickFeedback, UserProfile
-from mechanisms.training.pctr import ClickRecord, PCTRConfig, PCTRModel, auc, creative, records_from_feedback
+from llm_auction_env.users.semantic import ad_text
+from mechanisms.training.pctr import ClickRecord, PCTRConfig, PCTRModel, auc, records_from_feedback
 
 
 class HashedBagOfWords:
@@ -44,7 +45,7 @@ def planted_logs(n: int, seed: int) -> list[ClickRecord]:
         clicked = int(ad.category == topic and inside)
         if rng.random() < 0.02:
             clicked = 1 - clicked
-        out.append(ClickRecord(query, USERS[rng.integers(len(USERS))].user_id, ad.ad_id, response, clicked, creative(ad)))
+        out.append(ClickRecord(query, USERS[rng.integers(len(USERS))].user_id, ad.ad_id, response, clicked, ad_text(ad)))
     return out
 
 
@@ -87,7 +88,7 @@ def test_records_from_feedback_only_valid_exposures():
     fb = [ClickFeedback(ADS[0].ad_id, True), ClickFeedback(ADS[2].ad_id, True)]
     recs = records_from_feedback([(inst, resp)], [fb])
     assert [(r.ad_id, r.clicked) for r in recs] == [(ADS[0].ad_id, 1), (ADS[1].ad_id, 0)]
-    assert [r.ad_text for r in recs] == [creative(ADS[0]), creative(ADS[1])]
+    assert [r.ad_text for r in recs] == [ad_text(ADS[0]), ad_text(ADS[1])]
 
 
 def brand_logs(ads: list[Ad], n: int, seed: int) -> list[ClickRecord]:
@@ -100,7 +101,7 @@ def brand_logs(ads: list[Ad], n: int, seed: int) -> list[ClickRecord]:
         topic, ad = TOPICS[rng.integers(4)], ads[rng.integers(len(ads))]
         clicked = int(ad.category == topic) if rng.random() >= 0.02 else int(ad.category != topic)
         out.append(ClickRecord(f"tell me about {topic} please", USERS[rng.integers(len(USERS))].user_id, ad.ad_id,
-                               f"Here is some advice. {render(ad)} is worth a look.", clicked, creative(ad)))
+                               f"Here is some advice. {render(ad)} is worth a look.", clicked, ad_text(ad)))
     return out
 
 
@@ -118,7 +119,7 @@ def test_creative_prices_an_ad_never_logged():
     assert scores[False] < 0.7, scores  # id-only: every new ad is the unknown row
 
 
-def test_ad_text_needs_the_creative():
+def test_ad_text_needs_the_ad_text():
     model = PCTRModel(PCTRConfig(steps=5, ad_text=True), encoder=HashedBagOfWords())
     bare = [ClickRecord("q", "u0", ADS[0].ad_id, f"x {render(ADS[0])}", 1)]
     with pytest.raises(ValueError, match="ad_text"):

@@ -1,6 +1,8 @@
 """pCTR reward model of LLM-Auction (paper Sec. 4.1.1, Eq. 3-4, App. B.2.2).
 
-``p_i = sigmoid(MLP([phi(x); phi(y); e_h; e_ai; phi(a_i)]))`` for each ad ``a_i`` validly exposed in
+``p_i = sigmoid(MLP([phi(x); phi(y); e_h; e_ai]))`` (paper), and with ``ad_text``
+``sigmoid(MLP([phi(x); phi(y); e_h; e_ai; phi(a_i); phi(x)*phi(a_i); phi(y)*phi(a_i)]))`` (ours, ``*``
+element-wise), for each ad ``a_i`` validly exposed in
 response ``y`` to query ``x`` of user ``h``:
 
 * ``phi``: a frozen text encoder (default all-MiniLM-L6-v2 through
@@ -10,7 +12,7 @@ response ``y`` to query ``x`` of user ``h``:
 * ``e_h`` (64-d) and ``e_a`` (32-d): learnable user and ad embeddings. Ids are added to the
   vocabularies as they appear in click logs (tables grow; old rows are kept).
 * ``phi(a_i)`` (ours, ``ad_text=True``): the frozen encoding of the ad's creative (title,
-  description, category). The paper's ads recur across millions of logged queries, so ``e_a`` alone
+  description, category), with its element-wise products with ``phi(x)`` and ``phi(y)``. The paper's ads recur across millions of logged queries, so ``e_a`` alone
   carries what the ad is about; a click log of a few thousand rows cannot teach ``e_a`` how an ad
   relates to a query, and without ``phi(a_i)`` the ad's relevance reaches the model only through
   the few words the ad changes in ``phi(y)``.
@@ -61,7 +63,8 @@ from torch import nn
 
 from llm_auction_env.scoring import parse_batch
 from llm_auction_env.atomic import atomic_dir
-from llm_auction_env.types import Ad, AuctionInstance, ClickFeedback
+from llm_auction_env.types import AuctionInstance, ClickFeedback
+from llm_auction_env.users.semantic import ad_text
 
 
 @dataclass
@@ -117,15 +120,8 @@ class ClickRecord:
     response: str
     clicked: int
     ad_text: str = ""
-    """The ad's creative as the pCTR encodes it (:func:`creative`; empty: the model sees its id only)."""
-
-
-def creative(ad: Ad) -> str:
-    """The ad text a pCTR with ``ad_text`` encodes: title, description and category, as the
-    semantic click model embeds an ad (one definition: ``users.semantic.ad_text``)."""
-    from llm_auction_env.users.semantic import ad_text
-
-    return ad_text(ad)
+    """The ad's creative as the pCTR encodes it (``users.semantic.ad_text``: title, description and
+    category, as the semantic click model embeds an ad; empty: the model sees its id only)."""
 
 
 def records_from_feedback(
@@ -139,8 +135,7 @@ def records_from_feedback(
     for (inst, parsed), fb in zip(parse_batch(pairs), feedback):
         clicked = {f.ad_id: int(bool(f.clicked)) for f in fb}
         for ad_id in parsed.valid_ids:
-            ad = inst.ads[inst.index_of(ad_id)]
-            out.append(ClickRecord(inst.query, inst.user.user_id, ad_id, parsed.text, clicked.get(ad_id, 0), creative(ad)))
+            out.append(ClickRecord(inst.query, inst.user.user_id, ad_id, parsed.text, clicked.get(ad_id, 0), ad_text(inst.ad(ad_id))))
     return out
 
 
@@ -260,8 +255,8 @@ class PCTRModel:
         return torch.tensor(u, dtype=torch.long), torch.tensor(a, dtype=torch.long)
 
     def _features(self, records: Sequence[ClickRecord]) -> torch.Tensor:
-        """[phi(x); phi(y)], and phi(a) with ``ad_text`` (a record without the ad's text is an error
-        there: it would be encoded as an empty creative)."""
+        """[phi(x); phi(y)], and with ``ad_text`` also [phi(a); phi(x)*phi(a); phi(y)*phi(a)] (a record
+        without the ad's text is an error there: it would be encoded as an empty creative)."""
         parts = [self.embed([r.query for r in records]), self.embed([r.response for r in records])]
         if self.cfg.ad_text:
             if any(not r.ad_text for r in records):
@@ -368,8 +363,7 @@ class PCTRModel:
         rows: list[tuple[int, ClickRecord]] = []
         for k, (inst, parsed) in enumerate(parse_batch(pairs)):
             for ad_id in parsed.valid_ids:
-                ad = inst.ads[inst.index_of(ad_id)]
-                rows.append((k, ClickRecord(inst.query, inst.user.user_id, ad_id, parsed.text, 0, creative(ad))))
+                rows.append((k, ClickRecord(inst.query, inst.user.user_id, ad_id, parsed.text, 0, ad_text(inst.ad(ad_id)))))
         probs = self.predict_records([r for _, r in rows])
         out: list[dict[str, float]] = [{} for _ in pairs]
         for (k, r), p in zip(rows, probs):
@@ -436,6 +430,6 @@ def historical_log(
     return records_from_feedback(pairs, click_model.sample_clicks(pairs, rng))
 
 
-__all__ = ["PCTRConfig", "PCTRModel", "ClickRecord", "creative", "records_from_feedback", "historical_log", "saved_config",
+__all__ = ["PCTRConfig", "PCTRModel", "ClickRecord", "records_from_feedback", "historical_log", "saved_config",
            "auc", "log_loss"]
 
