@@ -333,6 +333,41 @@ def test_choice_group_near_misses_are_priced_format_errors():
     assert (group["r_w"], group["r_l"]) == (plain["r_w"], plain["r_l"])
 
 
+def test_choice_group_at_a_repeated_ad_prices_the_repeat_as_a_duplicate():
+    from llm_auction_env.reward import RewardConfig
+    from mechanisms.training.irpo import choice_groups, repeat_variants
+
+    first, again = parsing.render(SWAP_ADS[1]), parsing.render(SWAP_ADS[1])
+    text = f"For water, try {first} on long runs. You could also try {again}, which suits this well."
+    second = text.rindex("@" + SWAP_ADS[1].title)
+    variants = repeat_variants(SWAP_INST, text)
+    assert [a for a, _ in variants] == ["Ad-12", "Ad-11", "Ad-13"] and variants[0][1] == text
+    for ad_id, v in variants[1:]:  # the first insertion and every other word kept: only the repeat changes
+        assert v[:second] == text[:second] and v.endswith(", which suits this well.")
+        assert parsing.valid_ids(parsing.placements(v, SWAP_ADS)) == ["Ad-12", ad_id]
+    # only a valid first insertion followed by a duplicate of it has repeat variants
+    clean = f"For water, try {first} on long runs."
+    two = f"Try {first}. Or {parsing.render(SWAP_ADS[0])}."
+    assert repeat_variants(SWAP_INST, clean) == [] and repeat_variants(SWAP_INST, two) == []
+    assert repeat_variants(SWAP_INST, f"Try @Water@[Ad-12]. Or {first}.") == []  # first one not valid
+
+    def ctr(batch):  # every valid insertion is clicked with probability 0.5: bid x 0.5 decides
+        return [{i: 0.5 for i in parsing.valid_ids(parsing.placements(y, inst.ads))} for inst, y in batch]
+
+    assert choice_groups(SWAP_INST, "P:", [text, clean], ctr, RewardConfig(), delta_th=1.0) != []
+    off = choice_groups(SWAP_INST, "P:", [text], ctr, RewardConfig(), delta_th=1.0)
+    group, = choice_groups(SWAP_INST, "P:", [text], ctr, RewardConfig(), delta_th=1.0, with_repeats=True)
+    assert off == [] and group["repeat"] and group["sampled_ad"] == "Ad-12"
+    assert group["context"] == "P:" + text[:second] and group["ad_ids"] == ["Ad-11", "Ad-12", "Ad-13"]
+    # the repeat keeps the first ad's revenue and adds the duplicate's format penalty (gamma 50);
+    # another candidate there is a second valid ad: its bid x 0.5 less the per-ad penalty
+    r_11, r_12, r_13 = group["rewards"]
+    assert r_12 == group["r_l"] < min(r_11, r_13) - 40
+    assert r_13 - r_11 == pytest.approx(0.5 * (40.0 - 10.0))
+    with_clean = choice_groups(SWAP_INST, "P:", [text, clean], ctr, RewardConfig(), delta_th=1.0, with_repeats=True)
+    assert sorted(g["repeat"] for g in with_clean) == [False, True] and {g["answer"] for g in with_clean} == {0, 1}
+
+
 def test_swap_pair_epoch_trains_on_pairs_that_differ_only_in_the_ad(tiny_llama, tmp_path):
     """One oracle epoch with ``pair_kind="swap"`` on the tiny model: every pair written differs from
     its partner only in the inserted ad (or the ad's sentence), and DPO trains on them."""
@@ -506,6 +541,7 @@ def test_shipped_adapter_is_the_quick_preset_recipe(reward):
     saved = json.loads((shipped / "config.json").read_text())
     saved.setdefault("choice_bid_draws", 1)  # fields added after that run (default = its behaviour)
     saved.setdefault("choice_near_misses", False)
+    saved.setdefault("choice_repeats", False)
     saved["pctr"] = json.loads(json.dumps(asdict(saved_config(saved["pctr"]))))  # pCTR fields added later
     expect = json.loads(json.dumps(asdict(IRPOConfig.from_preset("quick", reward=reward))))
     unused = {"run_dir"} | ({"pctr"} if reward == "oracle" else set())  # the Oracle run fits no pCTR
