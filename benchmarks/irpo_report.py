@@ -12,7 +12,8 @@ accuracy and margin, and the wall time per phase. Epoch ``t``'s samples come fro
 after epoch ``t - 1``, so the bid rank of epoch 2 is the first measurement of a trained policy; an
 epoch that stopped after its samples phase is listed with its samples only. A second table per run
 splits the format errors by kind (``irpo.error_kinds``: e.g. one candidate's title written with
-another's id).
+another's id); a third, for pCTR runs, summarises each epoch's deploy answers (``deploy.jsonl``: the
+same policy, its clicks drawn from the click model), listed even when the epoch stopped after it.
 Writes ``<out>/irpo_epochs.md`` and ``.json`` (with each run's config and the git commit).
 """
 from __future__ import annotations
@@ -22,7 +23,9 @@ import json
 from pathlib import Path
 
 from llm_auction_env.config import from_dict
-from mechanisms.training.irpo import ERROR_KINDS, IRPOConfig, summarize_samples, training_instances
+import numpy as np
+
+from mechanisms.training.irpo import ERROR_KINDS, IRPOConfig, error_kinds, summarize_samples, training_instances
 
 COLUMNS = [
     ("epoch", "epoch", "{}"), ("sampled_reward", "reward (reward model)", "{:.2f}"),
@@ -41,14 +44,29 @@ def epoch_rows(run: Path, instances=None) -> tuple[dict, list[dict]]:
     if instances is None:
         instances = training_instances(from_dict(IRPOConfig, config))
     rows = []
-    for ep in sorted(run.glob("epoch_*/samples.jsonl")):
-        done = ep.parent / "metrics.json"
+    for ep in sorted(d for d in run.glob("epoch_*") if (d / "samples.jsonl").exists() or (d / "deploy.jsonl").exists()):
+        done = ep / "metrics.json"
         # an unfinished epoch (no metrics yet) still measures the policy its samples came from
-        m = json.loads(done.read_text()) if done.exists() else {"epoch": int(ep.parent.name.split("_")[1]), "unfinished": True}
-        samples = [json.loads(x) for x in ep.read_text().splitlines() if x.strip()]
-        m.update(summarize_samples(samples, instances))
+        m = json.loads(done.read_text()) if done.exists() else {"epoch": int(ep.name.split("_")[1]), "unfinished": True}
+        if (ep / "samples.jsonl").exists():
+            m.update(summarize_samples(_read(ep / "samples.jsonl"), instances))
+        if (ep / "deploy.jsonl").exists():
+            m["deploy"] = deploy_summary(_read(ep / "deploy.jsonl"), instances)
         rows.append(m)
     return config, rows
+
+
+def _read(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+def deploy_summary(rows: list[dict], instances) -> dict:
+    """The pCTR run's deploy answers (the policy the epoch starts from, ``k_deploy`` per query, the
+    clicks drawn from the click model): mean Eq. 8 reward and revenue on those clicks, ads per
+    answer, share of answers with a format error, and the errors per answer by kind."""
+    return {"answers": len(rows), "reward": float(np.mean([r["reward"] for r in rows])),
+            "revenue": float(np.mean([r["revenue"] for r in rows])), "ads": float(np.mean([r["n_ads"] for r in rows])),
+            "format_error_rate": float(np.mean([r["n_err"] > 0 for r in rows])), **error_kinds(rows, instances)}
 
 
 def markdown(runs: dict[str, tuple[dict, list[dict]]]) -> str:
@@ -63,7 +81,7 @@ def markdown(runs: dict[str, tuple[dict, list[dict]]]) -> str:
             cells = [fmt.format(m[k]) if isinstance(m.get(k), (int, float)) else "n/a" for k, _, fmt in COLUMNS]
             secs = ", ".join(f"{k} {v:.0f}" for k, v in m.get("seconds", {}).items()) or "n/a"
             if m.get("unfinished"):
-                cells[0] += " (samples only)"
+                cells[0] += " (samples only)" if "sampled_reward" in m else " (deploy only)"
             lines.append("| " + " | ".join(cells) + f" | {secs} |")
         lines += ["", "Format errors per 100 responses, by kind:", "",
                   "| epoch | " + " | ".join(k.replace("_", " ") for k in ERROR_KINDS) + " |",
@@ -71,6 +89,16 @@ def markdown(runs: dict[str, tuple[dict, list[dict]]]) -> str:
         for m in rows:
             lines.append(f"| {m['epoch']} | " + " | ".join(
                 f"{100 * m[f'errors_{k}']:.1f}" if f"errors_{k}" in m else "n/a" for k in ERROR_KINDS) + " |")
+        deployed = [m for m in rows if "deploy" in m]
+        if deployed:
+            lines += ["", "Deploy answers of the policy each epoch starts from (clicks drawn from the click model):", "",
+                      "| epoch | answers | reward | revenue | ads/resp | format err | "
+                      + " | ".join(k.replace("_", " ") + " /100" for k in ERROR_KINDS) + " |",
+                      "|" + "---|" * (len(ERROR_KINDS) + 6)]
+            for m in deployed:
+                d = m["deploy"]
+                lines.append(f"| {m['epoch']} | {d['answers']} | {d['reward']:.2f} | {d['revenue']:.2f} | {d['ads']:.2f} | "
+                             f"{d['format_error_rate']:.3f} | " + " | ".join(f"{100 * d[f'errors_{k}']:.1f}" for k in ERROR_KINDS) + " |")
         lines.append("")
     return "\n".join(lines)
 

@@ -29,6 +29,31 @@ def test_encode_group_scores_the_title_through_its_closing_at_not_the_id(smollm2
         encode_group(tok, CONTEXT, ["@Same@[Ad-1]", "@Same@[Ad-2]"], [6, 6])
 
 
+def test_encode_group_of_an_insertion_decision_scores_the_sentence_lead_and_the_no_ad_sentence(smollm2_tokenizer):
+    """A ``choice_none`` group (irpo.choice_groups) starts at the ad's sentence: the shared context
+    stops there, every candidate's tokens carry the sentence's words up to its markup, and the
+    no-ad option's tokens are the next sentence."""
+    import numpy as np
+
+    from llm_auction_env import parsing
+    from llm_auction_env.reward import RewardConfig
+    from llm_auction_env.types import Ad, AuctionInstance, UserProfile
+    from mechanisms.training.irpo import choice_groups
+
+    ads = (Ad("Ad-11", "Trail Shoes", "shoes"), Ad("Ad-12", "Water Bottle", "bottles"))
+    inst = AuctionInstance("How do I start?", UserProfile("u", "runner"), ads, np.array([10.0, 80.0]))
+    text = f"Start slowly. For grip, try {parsing.render(ads[0])} on wet days. Rest often."
+    clicks = lambda batch: [{i: 0.5 for i in parsing.valid_ids(parsing.placements(y, x.ads))} for x, y in batch]
+    g, = choice_groups(inst, CONTEXT[:CONTEXT.index("Start")], [text], clicks, RewardConfig(), 1.0, with_none=True)
+    tok = smollm2_tokenizer
+    enc = encode_group(tok, g["context"], g["options"], g["title_ends"])
+    assert tok.decode(enc["context"]).endswith("Start slowly.")
+    decoded = [tok.decode(o) for o in enc["options"]]
+    assert all(d.startswith(" For grip, try @") for d in decoded[:2]) and "Ad-1" not in decoded[0]
+    assert decoded[0].endswith("Trail Shoes@") and decoded[1].endswith("Water Bottle@")
+    assert decoded[2] == " Rest often." and g["rewards"] == pytest.approx([5 - 10, 40 - 10, 0.0])
+
+
 def test_option_logps_equal_full_sequence_teacher_forcing(tiny_llama):
     model, tok = tiny_llama
     g = encode_group(tok, CONTEXT, OPTIONS, ENDS)

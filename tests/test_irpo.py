@@ -368,6 +368,37 @@ def test_choice_group_at_a_repeated_ad_prices_the_repeat_as_a_duplicate():
     assert sorted(g["repeat"] for g in with_clean) == [False, True] and {g["answer"] for g in with_clean} == {0, 1}
 
 
+def test_choice_group_with_none_poses_the_insertion_at_the_sentence_start():
+    from llm_auction_env.reward import RewardConfig
+    from mechanisms.training.irpo import choice_groups
+
+    text = f"Start slowly on flat trails. For grip, try {parsing.render(SWAP_ADS[0])} on wet days. Rest often."
+    sentence = text.index(" For grip")
+
+    def ctr(batch):  # every valid insertion is clicked with probability 0.5: bid x 0.5 decides
+        return [{i: 0.5 for i in parsing.valid_ids(parsing.placements(y, inst.ads))} for inst, y in batch]
+
+    plain, = choice_groups(SWAP_INST, "P:", [text], ctr, RewardConfig(), delta_th=1.0, with_near_misses=True)
+    group, = choice_groups(SWAP_INST, "P:", [text], ctr, RewardConfig(), delta_th=1.0, with_near_misses=True,
+                           with_none=True)
+    n = len(plain["options"])
+    assert group["context"] == "P:" + text[:sentence] and group["ad_ids"] == plain["ad_ids"] + ["none"]
+    # every candidate (and near miss) keeps its markup, behind the sentence's words up to it
+    lead = " For grip, try "
+    assert group["options"][:n] == [lead + o for o in plain["options"]]
+    assert [o[:e] for o, e in zip(group["options"][:n], group["title_ends"][:n])] == \
+        [lead + o[:e] for o, e in zip(plain["options"], plain["title_ends"])]
+    assert group["rewards"][:n] == plain["rewards"] and (group["r_w"], group["r_l"]) == (plain["r_w"], plain["r_l"])
+    # "no ad": the answer goes on without the sentence, its next sentence scored at Eq. 5's 0
+    assert group["options"][n] == " Rest often." and group["title_ends"][n] == len(" Rest often.")
+    assert group["rewards"][n] == group["r_none"] == pytest.approx(0.0)
+    assert group["rewards"][SWAP_ADS.index(SWAP_ADS[1])] == pytest.approx(0.5 * 80 - 10)  # Ad-12 beats no ad
+    # an ad sentence that ends the answer has nothing after it to score: the group stays at the markup
+    last = f"Start slowly on flat trails. For grip, try {parsing.render(SWAP_ADS[0])}."
+    g_last, = choice_groups(SWAP_INST, "P:", [last], ctr, RewardConfig(), delta_th=1.0, with_none=True)
+    assert "none" not in g_last["ad_ids"] and g_last["context"] == "P:" + last[:last.index("@")]
+
+
 def test_swap_pair_epoch_trains_on_pairs_that_differ_only_in_the_ad(tiny_llama, tmp_path):
     """One oracle epoch with ``pair_kind="swap"`` on the tiny model: every pair written differs from
     its partner only in the inserted ad (or the ad's sentence), and DPO trains on them."""
@@ -490,8 +521,21 @@ def test_irpo_report_tables_every_epoch(uninterrupted, tiny_llama, tmp_path):
     assert (0.0 <= rank <= 1.0) if rows[0]["ads_per_response"] > 0 else np.isnan(rank)
     assert rows[0]["pairs_kept"] == history[0]["pairs_kept"]
     text = irpo_report.markdown({"full": (cfg, rows)})
-    assert "bid rank" in text and text.count("\n| 1 |") == 2  # the epoch table and the error kinds
+    assert "bid rank" in text and text.count("\n| 1 |") == 3  # the epoch table, the error kinds, the deploy
     assert "title of other ad" in text
+    deploy = [json.loads(x) for x in (run / "epoch_01" / "deploy.jsonl").read_text().splitlines()]
+    assert rows[0]["deploy"]["reward"] == pytest.approx(np.mean([d["reward"] for d in deploy]))
+    assert rows[0]["deploy"]["answers"] == len(deploy)
+    # an epoch stopped after its deploy phase is listed with its deploy answers only
+    import shutil
+    cut = tmp_path / "cut"
+    shutil.copytree(run, cut)
+    (cut / "epoch_02").mkdir()
+    shutil.copy(run / "epoch_01" / "deploy.jsonl", cut / "epoch_02" / "deploy.jsonl")
+    _, rows = irpo_report.epoch_rows(cut, components(tiny_llama).instances)
+    assert [r["epoch"] for r in rows] == [1, 2] and rows[1]["unfinished"] and "sampled_reward" not in rows[1]
+    assert rows[1]["deploy"] == rows[0]["deploy"]
+    assert "\n| 2 (deploy only) | n/a" in irpo_report.markdown({"cut": (cfg, rows)})
 
 
 class RankedClicks(ToyClicks):
@@ -542,6 +586,7 @@ def test_shipped_adapter_is_the_quick_preset_recipe(reward):
     saved.setdefault("choice_bid_draws", 1)  # fields added after that run (default = its behaviour)
     saved.setdefault("choice_near_misses", False)
     saved.setdefault("choice_repeats", False)
+    saved.setdefault("choice_none", False)
     saved["pctr"] = json.loads(json.dumps(asdict(saved_config(saved["pctr"]))))  # pCTR fields added later
     expect = json.loads(json.dumps(asdict(IRPOConfig.from_preset("quick", reward=reward))))
     unused = {"run_dir"} | ({"pctr"} if reward == "oracle" else set())  # the Oracle run fits no pCTR

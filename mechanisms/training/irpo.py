@@ -180,6 +180,12 @@ class IRPOConfig:
     down against the other candidates in that place (no "no second ad" option: the scored part is
     the markup). A policy trained on first insertions alone learnt to write its phrase and its
     high-bid ad again (session 11: duplicates 1.6 -> 6.5 per 100 answers in one epoch)."""
+    choice_none: bool = False
+    """``pair_kind="choice"``: pose each first-insertion group at the start of the sentence holding
+    the ad, with "no ad" (the answer going on without that sentence, its next sentence scored) as
+    one more option priced by Eq. 5 (:func:`choice_groups`). Without it the context ends at the
+    ``@``, so whether to insert is never trained, and the policy's insertion rate drifted
+    (session 11: 0.60 -> 0.34 ads per answer in one epoch)."""
     # DPO
     beta: float = 0.1
     learning_rate: float = 5e-5
@@ -437,7 +443,7 @@ def choice_groups(
     inst: AuctionInstance, prompt: str, responses: Sequence[str],
     reward_model: Callable[[list[tuple[AuctionInstance, str]]], list[dict[str, float]]],
     reward_config: RewardConfig, delta_th: float, max_groups: int = 0, with_near_misses: bool = False,
-    with_repeats: bool = False,
+    with_repeats: bool = False, with_none: bool = False,
 ) -> list[dict]:
     """The ad choice of each sampled response with one clean insertion, as a group for
     :mod:`mechanisms.training.choice_dpo`: ``context`` (``prompt`` + the answer up to its markup),
@@ -448,7 +454,11 @@ def choice_groups(
     with that text in place, so Eq. 8's format penalty prices them; ``ad_ids`` holds their kind).
     With ``with_repeats`` a response that inserts its ad and then writes the same ad again gives a
     group at the repeat (:func:`repeat_variants`; ``repeat: True``): the same options in the
-    context up to the second markup, the repeat priced as the duplicate it is.
+    context up to the second markup, the repeat priced as the duplicate it is. With ``with_none``
+    a first-insertion group whose ad sentence is followed by more text starts at that sentence
+    instead (``context`` ends before it; every option carries the sentence's words up to the
+    markup) and has one more option, ``ad_ids`` ``"none"``: the answer without that sentence, its
+    next sentence scored, at ``r_none`` (the same Eq. 5 as ad_variants' no-ad variant).
     Groups whose best and worst candidates are no more than ``delta_th`` apart teach nothing and
     are left out; at most ``max_groups`` (0 = all), the largest candidate gaps first."""
     out, miss_texts = [], []
@@ -464,19 +474,41 @@ def choice_groups(
         if max(r) - min(r) <= delta_th:
             continue
         misses = near_misses(inst, p.ad_id) if with_near_misses else []
-        out.append({"context": prompt + response[:p.start], "options": options + [text for _, text, _ in misses],
-                    "ad_ids": [a.ad_id for a in inst.ads] + [kind for kind, _, _ in misses],
-                    "title_ends": title_ends + [end for _, _, end in misses],
-                    "rewards": r, "sampled_ad": p.ad_id, "answer": responses.index(response),
-                    "r_none": by_ad.get(None), "r_w": max(r), "r_l": min(r), "repeat": repeat})
+        g = {"context": prompt + response[:p.start], "options": options + [text for _, text, _ in misses],
+             "ad_ids": [a.ad_id for a in inst.ads] + [kind for kind, _, _ in misses],
+             "title_ends": title_ends + [end for _, _, end in misses],
+             "rewards": r, "sampled_ad": p.ad_id, "answer": responses.index(response),
+             "r_none": by_ad.get(None), "r_w": max(r), "r_l": min(r), "repeat": repeat}
+        if with_none and not repeat and g["r_none"] is not None:
+            g = _with_none_option(g, prompt, response, inst)
+        out.append(g)
         miss_texts.append([response[:p.start] + text + response[p.end:] for _, text, _ in misses])
     # the near misses of every group priced in one reward-model call, like the variants
     texts = [(inst, y) for ys in miss_texts for y in ys]
     scored = iter(score_responses(texts, reward_model(texts), reward_config) if texts else [])
     for g, ys in zip(out, miss_texts):
-        g["rewards"] = g["rewards"] + [next(scored)["reward"] for _ in ys]
+        g["rewards"] = g["rewards"] + [next(scored)["reward"] for _ in ys] + ([g["r_none"]] if "none" in g["ad_ids"] else [])
     out.sort(key=lambda g: g["r_l"] - g["r_w"])
     return out[:max_groups] if max_groups > 0 else out
+
+
+def _with_none_option(group: dict, prompt: str, response: str, inst: AuctionInstance) -> dict:
+    """``group`` moved to the start of the sentence holding its markup, with "no ad" as a last
+    option (see :func:`choice_groups`); unchanged when nothing follows that sentence (no text of
+    its own to score). The reward is appended by the caller, after the near misses'."""
+    found = scoring.parse(inst, response).placements
+    p = found[0]
+    ends = parsing.sentence_ends(response, found)
+    start = max([e for e in ends if e <= p.start], default=0)
+    end = min([e for e in ends if e >= p.end], default=len(response))
+    rest = response[end:]
+    if not rest.strip():
+        return group
+    lead = response[start:p.start]
+    rest_ends = parsing.sentence_ends(rest)
+    return {**group, "context": prompt + response[:start], "options": [lead + o for o in group["options"]] + [rest],
+            "title_ends": [len(lead) + e for e in group["title_ends"]] + [rest_ends[0] if rest_ends else len(rest)],
+            "ad_ids": group["ad_ids"] + ["none"]}
 
 
 def score_responses(
@@ -712,7 +744,7 @@ class IRPO:
                     out += [{"i": i, "kind": "choice", "draw": d, "bids": inst_d.bids.tolist(), **g} for g in choice_groups(
                         inst_d, prompt_d, responses, reward_model, cfg.reward_config, cfg.delta_th,
                         cfg.max_pairs_per_query, with_near_misses=cfg.choice_near_misses,
-                        with_repeats=cfg.choice_repeats)]
+                        with_repeats=cfg.choice_repeats, with_none=cfg.choice_none)]
                 continue
             if cfg.pair_kind == "swap":
                 pairs = swap_pairs(inst, responses, reward_model, cfg.reward_config, cfg.delta_th, cfg.max_pairs_per_query)
