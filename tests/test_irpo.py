@@ -341,8 +341,9 @@ def test_choice_group_at_a_repeated_ad_prices_the_repeat_as_a_duplicate():
     text = f"For water, try {first} on long runs. You could also try {again}, which suits this well."
     second = text.rindex("@" + SWAP_ADS[1].title)
     variants = repeat_variants(SWAP_INST, text)
-    assert [a for a, _ in variants] == ["Ad-12", "Ad-11", "Ad-13"] and variants[0][1] == text
-    for ad_id, v in variants[1:]:  # the first insertion and every other word kept: only the repeat changes
+    assert [a for a, _ in variants] == ["Ad-12", "Ad-11", "Ad-13", None] and variants[0][1] == text
+    assert variants[-1][1] == f"For water, try {first} on long runs."  # None: stop after the first ad
+    for ad_id, v in variants[1:-1]:  # the first insertion and every other word kept: only the repeat changes
         assert v[:second] == text[:second] and v.endswith(", which suits this well.")
         assert parsing.valid_ids(parsing.placements(v, SWAP_ADS)) == ["Ad-12", ad_id]
     # only a valid first insertion followed by a duplicate of it has repeat variants
@@ -366,6 +367,17 @@ def test_choice_group_at_a_repeated_ad_prices_the_repeat_as_a_duplicate():
     assert r_13 - r_11 == pytest.approx(0.5 * (40.0 - 10.0))
     with_clean = choice_groups(SWAP_INST, "P:", [text, clean], ctr, RewardConfig(), delta_th=1.0, with_repeats=True)
     assert sorted(g["repeat"] for g in with_clean) == [False, True] and {g["answer"] for g in with_clean} == {0, 1}
+    # a repeat in the first ad's own sentence has no "stop here" variant (it would drop the first ad)
+    assert [a for a, _ in repeat_variants(SWAP_INST, f"Try {first} or {again}. Rest.")][-1] == "Ad-13"
+    # with_none: "stop after the first ad" competes at the start of the repeat's sentence, priced at
+    # the first ad's reward alone (0.5 x 80 - 10), above the duplicate and below a second good ad
+    more = text + " Rest often."
+    stop, = choice_groups(SWAP_INST, "P:", [more], ctr, RewardConfig(), delta_th=1.0, with_repeats=True, with_none=True)
+    assert stop["repeat"] and stop["ad_ids"][-1] == "none" and stop["options"][-1] == " Rest often."
+    assert stop["context"] == "P:" + more[:more.index(" You could")]
+    assert stop["options"][0] == " You could also try " + parsing.render(SWAP_ADS[0])
+    assert stop["rewards"][-1] == stop["r_none"] == pytest.approx(30.0) and stop["rewards"][1] < 30.0 - 40
+    assert stop["rewards"][2] == pytest.approx(30.0 + 0.5 * 40 - 10)
 
 
 def test_choice_group_with_none_poses_the_insertion_at_the_sentence_start():

@@ -181,11 +181,13 @@ class IRPOConfig:
     the markup). A policy trained on first insertions alone learnt to write its phrase and its
     high-bid ad again (session 11: duplicates 1.6 -> 6.5 per 100 answers in one epoch)."""
     choice_none: bool = False
-    """``pair_kind="choice"``: pose each first-insertion group at the start of the sentence holding
+    """``pair_kind="choice"``: pose each group at the start of the sentence holding
     the ad, with "no ad" (the answer going on without that sentence, its next sentence scored) as
-    one more option priced by Eq. 5 (:func:`choice_groups`). Without it the context ends at the
-    ``@``, so whether to insert is never trained, and the policy's insertion rate drifted
-    (session 11: 0.60 -> 0.34 ads per answer in one epoch)."""
+    one more option priced by Eq. 5 (:func:`choice_groups`); with ``choice_repeats`` the repeat
+    groups get it too ("stop after the first ad"). Without it the context ends at the ``@``, so
+    whether to insert is never trained, and the policy's insertion rate drifted (session 11: 0.60
+    -> 0.34 ads per answer in one epoch); with it at first insertions only, the policy learnt to
+    insert and then to insert again (session 12: 1.30 ads and 0.31 format errors per answer)."""
     # DPO
     beta: float = 0.1
     learning_rate: float = 5e-5
@@ -365,26 +367,38 @@ def ad_variants(inst: AuctionInstance, response: str) -> list[tuple[str | None, 
     for ad in inst.ads:
         if ad.ad_id != p.ad_id:
             out.append((ad.ad_id, response[:p.start] + parsing.render(ad) + response[p.end:]))
-    ends = parsing.sentence_ends(response, parsed.placements)
-    start = max([e for e in ends if e <= p.start], default=0)
-    end = min([e for e in ends if e >= p.end], default=len(response))
+    start, end = ad_sentence(response, parsed.placements, 0)
     without = re.sub(r"\s+", " ", response[:start] + response[end:]).strip()
     if without:
         out.append((None, without))
     return out
 
 
+def ad_sentence(response: str, found: Sequence, k: int) -> tuple[int, int]:
+    """``(start, end)`` of the sentence of ``response`` that holds markup ``found[k]``
+    (``parsing.sentence_ends``, dots inside markups ignored)."""
+    ends = parsing.sentence_ends(response, found)
+    return (max([e for e in ends if e <= found[k].start], default=0),
+            min([e for e in ends if e >= found[k].end], default=len(response)))
+
+
 def repeat_variants(inst: AuctionInstance, response: str) -> list[tuple[str | None, str]]:
     """Counterfactual versions of a response whose first insertion is valid and whose second
     repeats the same ad (a ``duplicate`` format error), as ``[(ad id, text)]`` with the response
     itself first: every other candidate's markup in the place of the repeat (the first insertion
-    and the rest of the text kept). Other responses have none (``[]``)."""
+    and the rest of the text kept), then ``None``: the response without the repeat's sentence
+    (stopping after one ad), unless that sentence also holds the first insertion. Other responses
+    have none (``[]``)."""
     found = scoring.parse(inst, response).placements
     if len(found) < 2 or not found[0].valid or found[1].error != "duplicate":
         return []
     p = found[1]
-    return [(p.ad_id, response)] + [(ad.ad_id, response[:p.start] + parsing.render(ad) + response[p.end:])
-                                    for ad in inst.ads if ad.ad_id != p.ad_id]
+    out = [(p.ad_id, response)] + [(ad.ad_id, response[:p.start] + parsing.render(ad) + response[p.end:])
+                                   for ad in inst.ads if ad.ad_id != p.ad_id]
+    start, end = ad_sentence(response, found, 1)
+    if start >= found[0].end:
+        out.append((None, re.sub(r"\s+", " ", response[:start] + response[end:]).strip()))
+    return out
 
 
 def scored_variants(
@@ -455,10 +469,11 @@ def choice_groups(
     With ``with_repeats`` a response that inserts its ad and then writes the same ad again gives a
     group at the repeat (:func:`repeat_variants`; ``repeat: True``): the same options in the
     context up to the second markup, the repeat priced as the duplicate it is. With ``with_none``
-    a first-insertion group whose ad sentence is followed by more text starts at that sentence
-    instead (``context`` ends before it; every option carries the sentence's words up to the
-    markup) and has one more option, ``ad_ids`` ``"none"``: the answer without that sentence, its
-    next sentence scored, at ``r_none`` (the same Eq. 5 as ad_variants' no-ad variant).
+    a group whose ad sentence is followed by more text starts at that sentence instead
+    (``context`` ends before it; every option carries the sentence's words up to the markup) and
+    has one more option, ``ad_ids`` ``"none"``: the answer without that sentence, its next sentence
+    scored, at ``r_none`` (Eq. 5 of the no-ad variant: no ad at a first insertion, stopping after
+    the first ad at a repeat).
     Groups whose best and worst candidates are no more than ``delta_th`` apart teach nothing and
     are left out; at most ``max_groups`` (0 = all), the largest candidate gaps first."""
     out, miss_texts = [], []
@@ -479,8 +494,8 @@ def choice_groups(
              "title_ends": title_ends + [end for _, _, end in misses],
              "rewards": r, "sampled_ad": p.ad_id, "answer": responses.index(response),
              "r_none": by_ad.get(None), "r_w": max(r), "r_l": min(r), "repeat": repeat}
-        if with_none and not repeat and g["r_none"] is not None:
-            g = _with_none_option(g, prompt, response, inst)
+        if with_none and g["r_none"] is not None:
+            g = _with_none_option(g, prompt, response, inst, int(repeat))
         out.append(g)
         miss_texts.append([response[:p.start] + text + response[p.end:] for _, text, _ in misses])
     # the near misses of every group priced in one reward-model call, like the variants
@@ -492,15 +507,14 @@ def choice_groups(
     return out[:max_groups] if max_groups > 0 else out
 
 
-def _with_none_option(group: dict, prompt: str, response: str, inst: AuctionInstance) -> dict:
-    """``group`` moved to the start of the sentence holding its markup, with "no ad" as a last
-    option (see :func:`choice_groups`); unchanged when nothing follows that sentence (no text of
-    its own to score). The reward is appended by the caller, after the near misses'."""
+def _with_none_option(group: dict, prompt: str, response: str, inst: AuctionInstance, k: int) -> dict:
+    """``group`` (at markup ``k`` of ``response``) moved to the start of the sentence holding that
+    markup, with "no ad" as a last option (see :func:`choice_groups`); unchanged when nothing
+    follows that sentence (no text of its own to score). The reward is appended by the caller,
+    after the near misses'."""
     found = scoring.parse(inst, response).placements
-    p = found[0]
-    ends = parsing.sentence_ends(response, found)
-    start = max([e for e in ends if e <= p.start], default=0)
-    end = min([e for e in ends if e >= p.end], default=len(response))
+    p = found[k]
+    start, end = ad_sentence(response, found, k)
     rest = response[end:]
     if not rest.strip():
         return group
