@@ -22,10 +22,12 @@ import argparse
 import json
 from pathlib import Path
 
-from llm_auction_env.config import from_dict
 import numpy as np
 
-from mechanisms.training.irpo import ERROR_KINDS, IRPOConfig, error_kinds, summarize_samples, training_instances
+from llm_auction_env.config import from_dict
+from mechanisms.training.irpo import (
+    ERROR_KINDS, IRPOConfig, _read_jsonl, error_kinds, summarize_samples, training_instances,
+)
 
 COLUMNS = [
     ("epoch", "epoch", "{}"), ("sampled_reward", "reward (reward model)", "{:.2f}"),
@@ -49,15 +51,11 @@ def epoch_rows(run: Path, instances=None) -> tuple[dict, list[dict]]:
         # an unfinished epoch (no metrics yet) still measures the policy its samples came from
         m = json.loads(done.read_text()) if done.exists() else {"epoch": int(ep.name.split("_")[1]), "unfinished": True}
         if (ep / "samples.jsonl").exists():
-            m.update(summarize_samples(_read(ep / "samples.jsonl"), instances))
+            m.update(summarize_samples(_read_jsonl(ep / "samples.jsonl"), instances))
         if (ep / "deploy.jsonl").exists():
-            m["deploy"] = deploy_summary(_read(ep / "deploy.jsonl"), instances)
+            m["deploy"] = deploy_summary(_read_jsonl(ep / "deploy.jsonl"), instances)
         rows.append(m)
     return config, rows
-
-
-def _read(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
 
 def deploy_summary(rows: list[dict], instances) -> dict:

@@ -483,7 +483,8 @@ def choice_groups(
     if with_repeats:
         points += [(True, *v) for v in scored_variants(inst, responses, reward_model, reward_config, repeat_variants)]
     for repeat, response, variants, rewards in points:
-        p = scoring.parse(inst, response).placements[int(repeat)]
+        found = scoring.parse(inst, response).placements
+        p = found[int(repeat)]
         by_ad = {ad_id: r for (ad_id, _), r in zip(variants, rewards)}
         r = [by_ad[a.ad_id] for a in inst.ads]
         if max(r) - min(r) <= delta_th:
@@ -495,7 +496,7 @@ def choice_groups(
              "rewards": r, "sampled_ad": p.ad_id, "answer": responses.index(response),
              "r_none": by_ad.get(None), "r_w": max(r), "r_l": min(r), "repeat": repeat}
         if with_none and g["r_none"] is not None:
-            g = _with_none_option(g, prompt, response, inst, int(repeat))
+            g = _with_none_option(g, prompt, response, found, int(repeat))
         out.append(g)
         miss_texts.append([response[:p.start] + text + response[p.end:] for _, text, _ in misses])
     # the near misses of every group priced in one reward-model call, like the variants
@@ -507,12 +508,11 @@ def choice_groups(
     return out[:max_groups] if max_groups > 0 else out
 
 
-def _with_none_option(group: dict, prompt: str, response: str, inst: AuctionInstance, k: int) -> dict:
-    """``group`` (at markup ``k`` of ``response``) moved to the start of the sentence holding that
-    markup, with "no ad" as a last option (see :func:`choice_groups`); unchanged when nothing
-    follows that sentence (no text of its own to score). The reward is appended by the caller,
-    after the near misses'."""
-    found = scoring.parse(inst, response).placements
+def _with_none_option(group: dict, prompt: str, response: str, found: Sequence, k: int) -> dict:
+    """``group`` (at markup ``found[k]`` of ``response``, ``found`` its parsed placements) moved to
+    the start of the sentence holding that markup, with "no ad" as a last option (see
+    :func:`choice_groups`); unchanged when nothing follows that sentence (no text of its own to
+    score). The reward is appended by the caller, after the near misses'."""
     p = found[k]
     start, end = ad_sentence(response, found, k)
     rest = response[end:]
