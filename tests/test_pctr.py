@@ -89,6 +89,35 @@ def test_records_from_feedback_only_valid_exposures():
     recs = records_from_feedback([(inst, resp)], [fb])
     assert [(r.ad_id, r.clicked) for r in recs] == [(ADS[0].ad_id, 1), (ADS[1].ad_id, 0)]
     assert [r.ad_text for r in recs] == [ad_text(ADS[0]), ad_text(ADS[1])]
+    assert [(r.n_insertions, r.n_valid, r.order) for r in recs] == [(3, 2, 0), (3, 2, 1)]  # the repeat counts as an insertion
+
+
+def load_logs(n: int, seed: int) -> list[ClickRecord]:
+    """The same answer words with 1 to 4 insertions of one ad (the others are fixed words, so
+    the text vector barely moves): clicked with p = 0.6 at one insertion, 0.05 at four."""
+    rng = np.random.default_rng(seed)
+    p_click = {1: 0.6, 2: 0.4, 3: 0.25, 4: 0.05}
+    out = []
+    for _ in range(n):
+        ad, k = ADS[rng.integers(len(ADS))], int(rng.integers(1, 5))
+        out.append(ClickRecord("tell me about coffee please", USERS[rng.integers(len(USERS))].user_id, ad.ad_id,
+                               f"Here is advice on coffee. {render(ad)} helps daily.", int(rng.random() < p_click[k]),
+                               ad_text(ad), n_insertions=k, n_valid=1, order=0))
+    return out
+
+
+def test_ad_load_lets_the_pctr_price_the_number_of_ads():
+    logs = load_logs(1500, seed=11)
+    probe = [ClickRecord(r.query, r.user_id, r.ad_id, r.response, 0, r.ad_text, n_insertions=k, n_valid=1, order=0)
+             for r in logs[:100] for k in (1, 4)]
+    with_load = PCTRModel(PCTRConfig(steps=300, ad_load=True), encoder=HashedBagOfWords())
+    with_load.fit(logs)
+    p = with_load.predict_records(probe).reshape(-1, 2)
+    assert p[:, 0].mean() - p[:, 1].mean() > 0.3  # planted: 0.6 - 0.05
+    without = PCTRModel(PCTRConfig(steps=300), encoder=HashedBagOfWords())
+    without.fit(logs)
+    q = without.predict_records(probe).reshape(-1, 2)
+    np.testing.assert_allclose(q[:, 0], q[:, 1])  # blind to the load: one price for both
 
 
 def brand_logs(ads: list[Ad], n: int, seed: int) -> list[ClickRecord]:
@@ -149,11 +178,11 @@ def test_model_saved_before_the_new_options_loads_without_them(tmp_path):
     import json
 
     raw = json.loads(cfg_path.read_text())
-    for key in ("ad_text", "early_stopping", "val_fraction", "eval_every"):
+    for key in ("ad_text", "early_stopping", "ad_load", "val_fraction", "eval_every"):
         raw.pop(key)
     cfg_path.write_text(json.dumps(raw))
     again = PCTRModel.load(tmp_path / "old", encoder=enc)
-    assert not again.cfg.ad_text and not again.cfg.early_stopping
+    assert not again.cfg.ad_text and not again.cfg.early_stopping and not again.cfg.ad_load
     np.testing.assert_allclose(again.predict_records(logs[:40]), model.predict_records(logs[:40]), rtol=1e-6)
 
 

@@ -16,6 +16,8 @@ response ``y`` to query ``x`` of user ``h``:
   carries what the ad is about; a click log of a few thousand rows cannot teach ``e_a`` how an ad
   relates to a query, and without ``phi(a_i)`` the ad's relevance reaches the model only through
   the few words the ad changes in ``phi(y)``.
+* ad load (ours, ``ad_load=True``): one-hot counts of the answer's insertions and valid ads and the
+  ad's order among them, so the model can learn that a user shown several ads clicks each less.
 * MLP 128-64-32 (ReLU), a final linear layer and a sigmoid; BCE loss, Adam lr 1e-3, batch 256.
 * Early stopping (ours, ``early_stopping=True``): ``val_fraction`` of the training responses is
   set aside; every ``eval_every`` steps the AUC on it is measured and the weights with the highest
@@ -91,6 +93,14 @@ class PCTRConfig:
     """Feed the encoder's vector of the ad's creative and its crosses to the MLP beside ``e_a`` (ours;
     see the module docstring). Off by default until a full IRPO run with it ships (session 11 ran 2 of
     3 epochs: ``--set pctr.ad_text=true pctr.early_stopping=true``)."""
+    ad_load: bool = False
+    """Feed the MLP the answer's ad load beside the text (ours): one-hot insertions in the answer
+    (1, 2, 3, 4+, valid or not), valid ads in it (1, 2, 3+) and the ad's order among the valid
+    ones (1st, 2nd, 3rd+). A user shown many ads clicks less (the semantic click model's flooding
+    and competition); ``phi(y)`` cannot count, so without these a pCTR fitted on answers with one
+    ad prices a policy's third ad like its first (session 13: on the epoch-2 samples of a
+    ``choice_none`` run its mean pCTR was 0.26 / 0.31 / 0.33 / 0.35 at 1 / 2 / 3 / 4+ insertions,
+    the exact probabilities 0.22 / 0.23 / 0.19 / 0)."""
     early_stopping: bool = False
     """Keep the weights with the highest validation AUC of the fit (ours; ``val_fraction``,
     ``eval_every``). A model saved before this field existed loads with it off."""
@@ -122,6 +132,19 @@ class ClickRecord:
     ad_text: str = ""
     """The ad's creative as the pCTR encodes it (``users.semantic.ad_text``: title, description and
     category, as the semantic click model embeds an ad; empty: the model sees its id only)."""
+    n_insertions: int = 1
+    """Insertions in the response, valid or not (``PCTRConfig.ad_load``)."""
+    n_valid: int = 1
+    """Validly exposed ads in the response."""
+    order: int = 0
+    """The ad's index among the valid ones (0 = first)."""
+
+
+def _record(inst: AuctionInstance, parsed, ad_id: str, clicked: int) -> ClickRecord:
+    """The click-log row of valid placement ``ad_id`` of ``parsed`` (a ``ParsedResponse``)."""
+    valid = parsed.valid_ids
+    return ClickRecord(inst.query, inst.user.user_id, ad_id, parsed.text, clicked, ad_text(inst.ad(ad_id)),
+                       len(parsed.placements), len(valid), valid.index(ad_id))
 
 
 def records_from_feedback(
@@ -135,7 +158,7 @@ def records_from_feedback(
     for (inst, parsed), fb in zip(parse_batch(pairs), feedback):
         clicked = {f.ad_id: int(bool(f.clicked)) for f in fb}
         for ad_id in parsed.valid_ids:
-            out.append(ClickRecord(inst.query, inst.user.user_id, ad_id, parsed.text, clicked.get(ad_id, 0), ad_text(inst.ad(ad_id))))
+            out.append(_record(inst, parsed, ad_id, clicked.get(ad_id, 0)))
     return out
 
 
@@ -165,7 +188,7 @@ class _Net(nn.Module):
         for table in (self.users, self.ads):
             nn.init.normal_(table.weight, std=_ID_INIT_NORM / table.embedding_dim**0.5)
         layers: list[nn.Module] = []
-        width = (5 if cfg.ad_text else 2) * text_dim + cfg.user_dim + cfg.ad_dim
+        width = (5 if cfg.ad_text else 2) * text_dim + cfg.user_dim + cfg.ad_dim + (_LOAD_DIM if cfg.ad_load else 0)
         for h in cfg.hidden:
             layers += [nn.Linear(width, h), nn.ReLU()]
             width = h
@@ -178,6 +201,17 @@ class _Net(nn.Module):
 
 
 _ID_INIT_NORM = 0.1
+_LOAD_DIM = 4 + 3 + 3
+
+
+def _load_features(records: Sequence[ClickRecord]) -> np.ndarray:
+    """One-hot ad load per record: insertions 1/2/3/4+, valid ads 1/2/3+, order 1st/2nd/3rd+."""
+    out = np.zeros((len(records), _LOAD_DIM), np.float32)
+    for k, r in enumerate(records):
+        out[k, min(max(r.n_insertions, 1), 4) - 1] = 1.0
+        out[k, 4 + min(max(r.n_valid, 1), 3) - 1] = 1.0
+        out[k, 7 + min(max(r.order, 0), 2)] = 1.0
+    return out
 
 
 def _grow(table: nn.Embedding, n: int, gen: torch.Generator) -> nn.Embedding:
@@ -256,13 +290,16 @@ class PCTRModel:
 
     def _features(self, records: Sequence[ClickRecord]) -> torch.Tensor:
         """[phi(x); phi(y)], and with ``ad_text`` also [phi(a); phi(x)*phi(a); phi(y)*phi(a)] (a record
-        without the ad's text is an error there: it would be encoded as an empty creative)."""
+        without the ad's text is an error there: it would be encoded as an empty creative), and with
+        ``ad_load`` the one-hot ad load (:func:`_load_features`)."""
         parts = [self.embed([r.query for r in records]), self.embed([r.response for r in records])]
         if self.cfg.ad_text:
             if any(not r.ad_text for r in records):
                 raise ValueError("pCTR with ad_text=True needs ClickRecord.ad_text (records_from_feedback fills it)")
             a = self.embed([r.ad_text for r in records])
             parts += [a, parts[0] * a, parts[1] * a]  # the creative and its crosses with query and answer
+        if self.cfg.ad_load:
+            parts.append(_load_features(records))
         return torch.from_numpy(np.concatenate(parts, axis=1))
 
     # -- training ----------------------------------------------------------------------------
@@ -363,7 +400,7 @@ class PCTRModel:
         rows: list[tuple[int, ClickRecord]] = []
         for k, (inst, parsed) in enumerate(parse_batch(pairs)):
             for ad_id in parsed.valid_ids:
-                rows.append((k, ClickRecord(inst.query, inst.user.user_id, ad_id, parsed.text, 0, ad_text(inst.ad(ad_id)))))
+                rows.append((k, _record(inst, parsed, ad_id, 0)))
         probs = self.predict_records([r for _, r in rows])
         out: list[dict[str, float]] = [{} for _ in pairs]
         for (k, r), p in zip(rows, probs):
@@ -402,9 +439,9 @@ class PCTRModel:
 
 
 def saved_config(saved: dict[str, Any]) -> PCTRConfig:
-    """The config a pCTR was trained with, from its saved dict: one saved before ``ad_text`` and
+    """The config a pCTR was trained with, from its saved dict: one saved before ``ad_text``, ``ad_load`` and
     ``early_stopping`` existed was trained without them (today's defaults would differ)."""
-    return PCTRConfig(**{"ad_text": False, "early_stopping": False, **saved})
+    return PCTRConfig(**{"ad_text": False, "early_stopping": False, "ad_load": False, **saved})
 
 
 def _split_by_response(records: Sequence[ClickRecord], salt: str, share: float) -> tuple[list[ClickRecord], list[ClickRecord]]:
