@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from llm_auction_env.jsonl import read_jsonl
+
 RESPONSES = Path(__file__).parent / "results" / "ad_llm_probe_responses.jsonl"
 
 
@@ -42,7 +44,7 @@ def load_contexts(n: int, seed: int) -> list[tuple]:
     from llm_auction_env.instances import make_instances
 
     made = json.loads(RESPONSES.with_name("ad_llm_probe.json").read_text())["config"]  # the probe's instances
-    rows = [json.loads(x) for x in RESPONSES.read_text().splitlines() if x.strip()]
+    rows = read_jsonl(RESPONSES)
     rows = [r for r in rows if r["row"] == "warmstart"]
     insts = make_instances(load_dataset(), "test", made["n_queries"], k_ads=made["k_ads"], rng=made["seed"])
     by_id = {inst.query_id: inst for inst in insts}

@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from llm_auction_env.config import from_dict
+from llm_auction_env.jsonl import read_jsonl
 from mechanisms.training.irpo import (
-    ERROR_KINDS, IRPOConfig, _read_jsonl, error_kinds, summarize_samples, training_instances,
+    ERROR_KINDS, IRPOConfig, error_kinds, summarize_samples, training_instances,
 )
 
 COLUMNS = [
@@ -51,9 +52,9 @@ def epoch_rows(run: Path, instances=None) -> tuple[dict, list[dict]]:
         # an unfinished epoch (no metrics yet) still measures the policy its samples came from
         m = json.loads(done.read_text()) if done.exists() else {"epoch": int(ep.name.split("_")[1]), "unfinished": True}
         if (ep / "samples.jsonl").exists():
-            m.update(summarize_samples(_read_jsonl(ep / "samples.jsonl"), instances))
+            m.update(summarize_samples(read_jsonl(ep / "samples.jsonl"), instances))
         if (ep / "deploy.jsonl").exists():
-            m["deploy"] = deploy_summary(_read_jsonl(ep / "deploy.jsonl"), instances)
+            m["deploy"] = deploy_summary(read_jsonl(ep / "deploy.jsonl"), instances)
         rows.append(m)
     return config, rows
 

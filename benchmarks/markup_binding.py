@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from llm_auction_env.jsonl import read_jsonl
+
 
 def side_logprobs(model, tokenizer, prompt: str, text: str, inst) -> dict[str, float] | None:
     """(``id``, ``title``) summed token log-probs of the one valid insertion in ``text`` after
@@ -72,7 +74,7 @@ def measure(run: Path, combos: list[tuple[int, int]], n_pairs: int) -> list[dict
         if not path.is_file():
             raise FileNotFoundError(f"{path} does not exist")
         model, tokenizer = irpo.load_policy(irpo.policy_source(policy_epoch))
-        pairs = [json.loads(x) for x in path.read_text().splitlines() if x.strip()][:n_pairs]
+        pairs = read_jsonl(path)[:n_pairs]
         vals: dict[str, list[float]] = {}
         for pair in pairs:
             for side in ("chosen", "rejected"):

@@ -39,7 +39,8 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from llm_auction_env.config import from_dict, override
-from mechanisms.training.irpo import IRPO, Components, IRPOConfig, _read_jsonl, ad_variants, build_components
+from llm_auction_env.jsonl import read_jsonl
+from mechanisms.training.irpo import IRPO, Components, IRPOConfig, ad_variants, build_components
 from mechanisms.training.pctr import PCTRModel, auc, saved_config
 
 
@@ -61,7 +62,7 @@ def choice_sets(irpo: IRPO, t: int, limit: int) -> list[tuple]:
     """(instance with the sampled bids, [(ad id, text)]) for the first ``limit`` answers of epoch
     ``t``'s samples with one clean insertion: every candidate in the sampled ad's place."""
     out = []
-    for row in _read_jsonl(irpo.epoch_dir(t) / "samples.jsonl")[:limit]:
+    for row in read_jsonl(irpo.epoch_dir(t) / "samples.jsonl")[:limit]:
         inst = irpo.comps.instances[row["i"]].with_bids(row["bids"])
         variants = [(a, y) for a, y in ad_variants(inst, row["response"]) if a is not None]
         if len(variants) >= 2:
@@ -109,7 +110,7 @@ def probe(run: Path, variants: dict[str, dict], choice_limit: int, components: C
     epochs = sorted(int(p.parent.name.split("_")[1]) for p in run.glob("epoch_*/deploy.jsonl"))
     if not epochs:
         raise ValueError(f"{run} has no deploy logs (epoch_XX/deploy.jsonl)")
-    logs = {t: _read_jsonl(irpo.epoch_dir(t) / "deploy.jsonl") for t in epochs}
+    logs = {t: read_jsonl(irpo.epoch_dir(t) / "deploy.jsonl") for t in epochs}
     ceiling = {}
     for t in epochs[1:]:
         records = irpo._click_records(logs[t])

@@ -36,6 +36,8 @@ import numpy as np
 from scipy.stats import rankdata
 from tqdm import tqdm
 
+from llm_auction_env.jsonl import read_jsonl
+
 LABELS = Path(__file__).resolve().parents[1] / "tests" / "data" / "relevance_labels.jsonl"
 
 _FILLER = [
@@ -125,7 +127,7 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float:
 def relevance_auc(model, path: Path = LABELS) -> dict:
     from llm_auction_env.types import Ad
 
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = read_jsonl(path)
     pairs = [(r["query"], Ad(f"Ad-{i + 1}", r["title"], r.get("category", ""), r.get("description", ""))) for i, r in enumerate(rows)]
     scores = model.relevance(pairs)
     labels = np.array([r["label"] for r in rows])

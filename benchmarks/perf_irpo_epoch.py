@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from llm_auction_env.jsonl import read_jsonl
+
 PHASE_ORDER = ("deploy", "pctr", "samples", "pairs", "dpo")
 
 
@@ -54,7 +56,7 @@ def run_one(cfg, through: str) -> dict:
         seconds[phase] = round(at - last, 2)
         last = at
     samples = Path(cfg.run_dir) / "epoch_01" / "samples.jsonl"
-    stats = summarize_samples([json.loads(x) for x in samples.read_text().splitlines() if x.strip()]) \
+    stats = summarize_samples(read_jsonl(samples)) \
         if samples.is_file() else {}
     return {"sampler_backend": "llamacpp" if irpo.comps.engine is not None else "transformers",
             "setup_seconds": round(setup, 2), "seconds": seconds,

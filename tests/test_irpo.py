@@ -335,12 +335,12 @@ def test_choice_group_near_misses_are_priced_format_errors():
 
 def test_choice_group_at_a_repeated_ad_prices_the_repeat_as_a_duplicate():
     from llm_auction_env.reward import RewardConfig
-    from mechanisms.training.irpo import choice_groups, repeat_variants
+    from mechanisms.training.irpo import choice_groups, second_variants
 
     first, again = parsing.render(SWAP_ADS[1]), parsing.render(SWAP_ADS[1])
     text = f"For water, try {first} on long runs. You could also try {again}, which suits this well."
     second = text.rindex("@" + SWAP_ADS[1].title)
-    variants = repeat_variants(SWAP_INST, text)
+    variants = second_variants(SWAP_INST, text)
     assert [a for a, _ in variants] == ["Ad-12", "Ad-11", "Ad-13", None] and variants[0][1] == text
     assert variants[-1][1] == f"For water, try {first} on long runs."  # None: stop after the first ad
     for ad_id, v in variants[1:-1]:  # the first insertion and every other word kept: only the repeat changes
@@ -349,8 +349,8 @@ def test_choice_group_at_a_repeated_ad_prices_the_repeat_as_a_duplicate():
     # only a valid first insertion followed by a duplicate of it has repeat variants
     clean = f"For water, try {first} on long runs."
     two = f"Try {first}. Or {parsing.render(SWAP_ADS[0])}."
-    assert repeat_variants(SWAP_INST, clean) == [] and repeat_variants(SWAP_INST, two) == []
-    assert repeat_variants(SWAP_INST, f"Try @Water@[Ad-12]. Or {first}.") == []  # first one not valid
+    assert second_variants(SWAP_INST, clean) == [] and second_variants(SWAP_INST, two) == []
+    assert second_variants(SWAP_INST, f"Try @Water@[Ad-12]. Or {first}.") == []  # first one not valid
 
     def ctr(batch):  # every valid insertion is clicked with probability 0.5: bid x 0.5 decides
         return [{i: 0.5 for i in parsing.valid_ids(parsing.placements(y, inst.ads))} for inst, y in batch]
@@ -358,7 +358,7 @@ def test_choice_group_at_a_repeated_ad_prices_the_repeat_as_a_duplicate():
     assert choice_groups(SWAP_INST, "P:", [text, clean], ctr, RewardConfig(), delta_th=1.0) != []
     off = choice_groups(SWAP_INST, "P:", [text], ctr, RewardConfig(), delta_th=1.0)
     group, = choice_groups(SWAP_INST, "P:", [text], ctr, RewardConfig(), delta_th=1.0, with_repeats=True)
-    assert off == [] and group["repeat"] and group["sampled_ad"] == "Ad-12"
+    assert off == [] and group["second"] and group["sampled_ad"] == "Ad-12"
     assert group["context"] == "P:" + text[:second] and group["ad_ids"] == ["Ad-11", "Ad-12", "Ad-13"]
     # the repeat keeps the first ad's revenue and adds the duplicate's format penalty (gamma 50);
     # another candidate there is a second valid ad: its bid x 0.5 less the per-ad penalty
@@ -366,18 +366,27 @@ def test_choice_group_at_a_repeated_ad_prices_the_repeat_as_a_duplicate():
     assert r_12 == group["r_l"] < min(r_11, r_13) - 40
     assert r_13 - r_11 == pytest.approx(0.5 * (40.0 - 10.0))
     with_clean = choice_groups(SWAP_INST, "P:", [text, clean], ctr, RewardConfig(), delta_th=1.0, with_repeats=True)
-    assert sorted(g["repeat"] for g in with_clean) == [False, True] and {g["answer"] for g in with_clean} == {0, 1}
+    assert sorted(g["second"] for g in with_clean) == [False, True] and {g["answer"] for g in with_clean} == {0, 1}
     # a repeat in the first ad's own sentence has no "stop here" variant (it would drop the first ad)
-    assert [a for a, _ in repeat_variants(SWAP_INST, f"Try {first} or {again}. Rest.")][-1] == "Ad-13"
+    assert [a for a, _ in second_variants(SWAP_INST, f"Try {first} or {again}. Rest.")][-1] == "Ad-13"
     # with_none: "stop after the first ad" competes at the start of the repeat's sentence, priced at
     # the first ad's reward alone (0.5 x 80 - 10), above the duplicate and below a second good ad
     more = text + " Rest often."
     stop, = choice_groups(SWAP_INST, "P:", [more], ctr, RewardConfig(), delta_th=1.0, with_repeats=True, with_none=True)
-    assert stop["repeat"] and stop["ad_ids"][-1] == "none" and stop["options"][-1] == " Rest often."
+    assert stop["second"] and stop["ad_ids"][-1] == "none" and stop["options"][-1] == " Rest often."
     assert stop["context"] == "P:" + more[:more.index(" You could")]
     assert stop["options"][0] == " You could also try " + parsing.render(SWAP_ADS[0])
     assert stop["rewards"][-1] == stop["r_none"] == pytest.approx(30.0) and stop["rewards"][1] < 30.0 - 40
     assert stop["rewards"][2] == pytest.approx(30.0 + 0.5 * 40 - 10)
+    # any_ad / with_second: a valid second ad is a choice too; here the first ad again is the duplicate
+    other = f"For water, try {first} on long runs. You could also try {parsing.render(SWAP_ADS[0])}, which suits this. Rest."
+    assert second_variants(SWAP_INST, other) == []
+    assert [a for a, _ in second_variants(SWAP_INST, other, any_ad=True)] == ["Ad-11", "Ad-12", "Ad-13", None]
+    assert choice_groups(SWAP_INST, "P:", [other], ctr, RewardConfig(), delta_th=1.0, with_repeats=True, with_none=True) == []
+    at2, = choice_groups(SWAP_INST, "P:", [other], ctr, RewardConfig(), delta_th=1.0, with_second=True, with_none=True)
+    assert at2["second"] and at2["sampled_ad"] == "Ad-11" and at2["ad_ids"] == ["Ad-11", "Ad-12", "Ad-13", "none"]
+    assert at2["rewards"][1] < 30.0 - 40 and at2["rewards"][3] == pytest.approx(30.0)  # duplicate; stop
+    assert at2["rewards"][0] == pytest.approx(30.0 + 0.5 * 10 - 10)  # Ad-11 (bid 10) costs more than it earns
 
 
 def test_choice_group_with_none_poses_the_insertion_at_the_sentence_start():
@@ -599,6 +608,7 @@ def test_shipped_adapter_is_the_quick_preset_recipe(reward):
     saved.setdefault("choice_near_misses", False)
     saved.setdefault("choice_repeats", False)
     saved.setdefault("choice_none", False)
+    saved.setdefault("choice_second", False)
     saved["pctr"] = json.loads(json.dumps(asdict(saved_config(saved["pctr"]))))  # pCTR fields added later
     expect = json.loads(json.dumps(asdict(IRPOConfig.from_preset("quick", reward=reward))))
     unused = {"run_dir"} | ({"pctr"} if reward == "oracle" else set())  # the Oracle run fits no pCTR

@@ -83,6 +83,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -103,6 +104,7 @@ from llm_auction_env.instances import fresh_bids
 from llm_auction_env.prompts import example_ad
 from llm_auction_env.atomic import atomic_dir, atomic_write_text
 from llm_auction_env.config import from_dict, override, parse_assignments
+from llm_auction_env.jsonl import read_jsonl, write_jsonl
 from llm_auction_env.llm.base import Chat, Sampling
 from llm_auction_env.presets import PRESETS, get_preset
 from llm_auction_env.types import AuctionInstance
@@ -176,10 +178,16 @@ class IRPOConfig:
     otherwise leave alone (only valid titles are options without it)."""
     choice_repeats: bool = False
     """``pair_kind="choice"``: also a group at each sampled answer's repeat of its own ad (the
-    ``duplicate`` format error, Eq. 8's penalty; :func:`repeat_variants`), so DPO pushes the repeat
+    ``duplicate`` format error, Eq. 8's penalty; :func:`second_variants`), so DPO pushes the repeat
     down against the other candidates in that place (no "no second ad" option: the scored part is
     the markup). A policy trained on first insertions alone learnt to write its phrase and its
     high-bid ad again (session 11: duplicates 1.6 -> 6.5 per 100 answers in one epoch)."""
+    choice_second: bool = False
+    """``pair_kind="choice"``: a group at each sampled answer's second insertion whether it repeats
+    the first ad or is another valid one (:func:`second_variants`; ``choice_repeats`` covers the
+    repeats only). With ``choice_none`` its "stop after the first ad" option makes the number of
+    ads a priced decision: a second ad is worth its bid x click probability less Eq. 8's per-ad
+    penalty, and the user clicks less when shown more ads (price it with ``pctr.ad_load``)."""
     choice_none: bool = False
     """``pair_kind="choice"``: pose each group at the start of the sentence holding
     the ad, with "no ad" (the answer going on without that sentence, its next sentence scored) as
@@ -331,14 +339,6 @@ def _write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=1, default=float))
 
 
-def _write_jsonl(path: Path, rows: Sequence[dict]) -> None:
-    atomic_write_text(path, "".join(json.dumps(r, default=float) + "\n" for r in rows))
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def preference_pairs(rewards: Sequence[float], delta_th: float, max_pairs: int = 0) -> list[tuple[int, int]]:
     """(winner, loser) index pairs of Algorithm 1, lines 14-15: the winner is the first argmax,
     losers are the responses with ``r_w - r_l > delta_th``, largest gap first, at most ``max_pairs``
@@ -382,17 +382,20 @@ def ad_sentence(response: str, found: Sequence, k: int) -> tuple[int, int]:
             min([e for e in ends if e >= found[k].end], default=len(response)))
 
 
-def repeat_variants(inst: AuctionInstance, response: str) -> list[tuple[str | None, str]]:
-    """Counterfactual versions of a response whose first insertion is valid and whose second
-    repeats the same ad (a ``duplicate`` format error), as ``[(ad id, text)]`` with the response
-    itself first: every other candidate's markup in the place of the repeat (the first insertion
-    and the rest of the text kept), then ``None``: the response without the repeat's sentence
-    (stopping after one ad), unless that sentence also holds the first insertion. Other responses
-    have none (``[]``)."""
+def second_variants(inst: AuctionInstance, response: str, any_ad: bool = False) -> list[tuple[str | None, str]]:
+    """Counterfactual versions of a response at its second insertion, as ``[(ad id, text)]`` with
+    the response itself first: every other candidate's markup in the place of the second one (the
+    first insertion and the rest of the text kept; the first ad there is the ``duplicate`` format
+    error), then ``None``: the response without the second markup's sentence (stopping after one
+    ad), unless that sentence also holds the first insertion. Only a response whose first
+    insertion is valid and whose second repeats it (or, with ``any_ad``, is any valid ad or a
+    repeat) has variants; others ``[]``."""
     found = scoring.parse(inst, response).placements
-    if len(found) < 2 or not found[0].valid or found[1].error != "duplicate":
+    if len(found) < 2 or not found[0].valid:
         return []
     p = found[1]
+    if not (p.error == "duplicate" or (any_ad and p.valid)):
+        return []
     out = [(p.ad_id, response)] + [(ad.ad_id, response[:p.start] + parsing.render(ad) + response[p.end:])
                                    for ad in inst.ads if ad.ad_id != p.ad_id]
     start, end = ad_sentence(response, found, 1)
@@ -407,7 +410,7 @@ def scored_variants(
     reward_config: RewardConfig, variants_of: Callable[[AuctionInstance, str], list] = ad_variants,
 ) -> list[tuple[str, list[tuple[str | None, str]], list[float]]]:
     """``(response, its variants, their Eq. 5 rewards)`` for each response that has variants
-    (``variants_of``: :func:`ad_variants` or :func:`repeat_variants`), all variants scored in one
+    (``variants_of``: :func:`ad_variants` or :func:`second_variants`), all variants scored in one
     ``reward_model`` call (pCTR or exact click probabilities)."""
     sets = [(y, v) for y in responses if len(v := variants_of(inst, y)) >= 2]
     flat = [(inst, text) for _, variants in sets for _, text in variants]
@@ -457,7 +460,7 @@ def choice_groups(
     inst: AuctionInstance, prompt: str, responses: Sequence[str],
     reward_model: Callable[[list[tuple[AuctionInstance, str]]], list[dict[str, float]]],
     reward_config: RewardConfig, delta_th: float, max_groups: int = 0, with_near_misses: bool = False,
-    with_repeats: bool = False, with_none: bool = False,
+    with_repeats: bool = False, with_none: bool = False, with_second: bool = False,
 ) -> list[dict]:
     """The ad choice of each sampled response with one clean insertion, as a group for
     :mod:`mechanisms.training.choice_dpo`: ``context`` (``prompt`` + the answer up to its markup),
@@ -467,8 +470,9 @@ def choice_groups(
     :func:`near_misses` of the sampled ad follow as options too, scored the same way (the answer
     with that text in place, so Eq. 8's format penalty prices them; ``ad_ids`` holds their kind).
     With ``with_repeats`` a response that inserts its ad and then writes the same ad again gives a
-    group at the repeat (:func:`repeat_variants`; ``repeat: True``): the same options in the
-    context up to the second markup, the repeat priced as the duplicate it is. With ``with_none``
+    group at the repeat (:func:`second_variants`; ``second: True``): the same options in the
+    context up to the second markup, the repeat priced as the duplicate it is; ``with_second`` does
+    the same at a valid second ad too. With ``with_none``
     a group whose ad sentence is followed by more text starts at that sentence instead
     (``context`` ends before it; every option carries the sentence's words up to the markup) and
     has one more option, ``ad_ids`` ``"none"``: the answer without that sentence, its next sentence
@@ -480,11 +484,12 @@ def choice_groups(
     options = [parsing.render(a) for a in inst.ads]
     title_ends = [parsing.title_end(o) for o in options]
     points = [(False, *v) for v in scored_variants(inst, responses, reward_model, reward_config)]
-    if with_repeats:
-        points += [(True, *v) for v in scored_variants(inst, responses, reward_model, reward_config, repeat_variants)]
-    for repeat, response, variants, rewards in points:
+    if with_repeats or with_second:
+        at_second = functools.partial(second_variants, any_ad=with_second)
+        points += [(True, *v) for v in scored_variants(inst, responses, reward_model, reward_config, at_second)]
+    for second, response, variants, rewards in points:
         found = scoring.parse(inst, response).placements
-        p = found[int(repeat)]
+        p = found[int(second)]
         by_ad = {ad_id: r for (ad_id, _), r in zip(variants, rewards)}
         r = [by_ad[a.ad_id] for a in inst.ads]
         if max(r) - min(r) <= delta_th:
@@ -494,9 +499,9 @@ def choice_groups(
              "ad_ids": [a.ad_id for a in inst.ads] + [kind for kind, _, _ in misses],
              "title_ends": title_ends + [end for _, _, end in misses],
              "rewards": r, "sampled_ad": p.ad_id, "answer": responses.index(response),
-             "r_none": by_ad.get(None), "r_w": max(r), "r_l": min(r), "repeat": repeat}
+             "r_none": by_ad.get(None), "r_w": max(r), "r_l": min(r), "second": second}
         if with_none and g["r_none"] is not None:
-            g = _with_none_option(g, prompt, response, found, int(repeat))
+            g = _with_none_option(g, prompt, response, found, int(second))
         out.append(g)
         miss_texts.append([response[:p.start] + text + response[p.end:] for _, text, _ in misses])
     # the near misses of every group priced in one reward-model call, like the variants
@@ -696,7 +701,7 @@ class IRPO:
         records = list(new)
         for s in range(1, t):
             if (self.epoch_dir(s) / "deploy.jsonl").exists():
-                records += self._click_records(_read_jsonl(self.epoch_dir(s) / "deploy.jsonl"))
+                records += self._click_records(read_jsonl(self.epoch_dir(s) / "deploy.jsonl"))
         n_hist = 0
         if self.cfg.historical_queries > 0:
             if self.comps.historical_instances is None:
@@ -758,7 +763,8 @@ class IRPO:
                     out += [{"i": i, "kind": "choice", "draw": d, "bids": inst_d.bids.tolist(), **g} for g in choice_groups(
                         inst_d, prompt_d, responses, reward_model, cfg.reward_config, cfg.delta_th,
                         cfg.max_pairs_per_query, with_near_misses=cfg.choice_near_misses,
-                        with_repeats=cfg.choice_repeats, with_none=cfg.choice_none)]
+                        with_repeats=cfg.choice_repeats, with_none=cfg.choice_none,
+                        with_second=cfg.choice_second)]
                 continue
             if cfg.pair_kind == "swap":
                 pairs = swap_pairs(inst, responses, reward_model, cfg.reward_config, cfg.delta_th, cfg.max_pairs_per_query)
@@ -909,10 +915,10 @@ class IRPO:
             if cfg.reward == "pctr":
                 if not self._done(t, "deploy"):
                     t0 = time.time()
-                    _write_jsonl(ep / "deploy.jsonl", self.phase_deploy(t, source))
+                    write_jsonl(ep / "deploy.jsonl", self.phase_deploy(t, source))
                     seconds["deploy"] = time.time() - t0
                     self._after(t, "deploy")
-                deploy = _read_jsonl(ep / "deploy.jsonl")
+                deploy = read_jsonl(ep / "deploy.jsonl")
                 m["deploy_reward_clicks"] = float(np.mean([r["reward"] for r in deploy]))
                 m["deploy_revenue_clicks"] = float(np.mean([r["revenue"] for r in deploy]))
                 if not self._done(t, "pctr"):
@@ -927,15 +933,15 @@ class IRPO:
                           "click_log_rows": pm.get("n_train", 0) + pm.get("n_val", 0) + pm.get("n_heldout", 0)})
             if not self._done(t, "samples"):
                 t0 = time.time()
-                _write_jsonl(ep / "samples.jsonl", self.phase_samples(t, source))
+                write_jsonl(ep / "samples.jsonl", self.phase_samples(t, source))
                 seconds["samples"] = time.time() - t0
                 self._after(t, "samples")
-            samples = _read_jsonl(ep / "samples.jsonl")
+            samples = read_jsonl(ep / "samples.jsonl")
             m.update(summarize_samples(samples, self.comps.instances))
             if not self._done(t, "pairs"):
-                _write_jsonl(ep / "pairs.jsonl", self.phase_pairs(t, samples, source))
+                write_jsonl(ep / "pairs.jsonl", self.phase_pairs(t, samples, source))
                 self._after(t, "pairs")
-            pairs = _read_jsonl(ep / "pairs.jsonl")
+            pairs = read_jsonl(ep / "pairs.jsonl")
             m["pairs_kept"] = len(pairs)
             m["queries_with_pairs"] = len({p["i"] for p in pairs})
             if not self._done(t, "dpo"):

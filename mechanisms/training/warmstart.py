@@ -40,6 +40,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from llm_auction_env import parsing
+from llm_auction_env.jsonl import read_jsonl, write_jsonl
 from llm_auction_env.types import Ad, AuctionInstance
 
 DEFAULT_OUT = Path("benchmarks/results/warmstart")
@@ -91,18 +92,6 @@ def train_instances(cfg: WarmStartConfig, dataset=None) -> list[AuctionInstance]
     return make_instances(dataset or load_dataset(), "train", cfg.n_instances, k_ads=cfg.k_ads, rng=cfg.seed)
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:  # a line cut by an interrupted write: regenerate from there
-            break
-    return rows
-
-
 def generate_answers(cfg: WarmStartConfig, insts: Sequence[AuctionInstance], path: Path, backend=None) -> list[dict]:
     """Base-model answers to the plain question, appended to ``path`` chunk by chunk (resumable)."""
     from tqdm.auto import tqdm
@@ -110,10 +99,10 @@ def generate_answers(cfg: WarmStartConfig, insts: Sequence[AuctionInstance], pat
     from llm_auction_env.llm.base import Sampling
     from llm_auction_env.prompts import plain_chat
 
-    rows = _read_jsonl(path)
+    rows = read_jsonl(path, missing_ok=True, torn_tail_ok=True)  # a torn last line is redone
     if rows and any(r["query_id"] != insts[r["index"]].query_id for r in rows):
         raise SystemExit(f"{path} was made for other instances (different seed or size); use another --out")
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))  # drop a torn last line
+    write_jsonl(path, rows)  # without the torn last line
     if len(rows) >= len(insts):
         return rows[: len(insts)]
     if backend is None:  # sampled as the mechanisms sample: the engine where installed
@@ -426,18 +415,18 @@ def main(argv: list[str] | None = None) -> int:
 
     if "answers" in stages:
         t0 = time.time()
-        before = len(_read_jsonl(out / "answers.jsonl"))
+        before = len(read_jsonl(out / "answers.jsonl", missing_ok=True, torn_tail_ok=True))
         generate_answers(cfg, insts, out / "answers.jsonl")
         metrics["answers_seconds"] = metrics.get("answers_seconds", 0.0) + (time.time() - t0)
         metrics["answers_made_this_run"] = max(0, cfg.n_instances - before)
     if "demos" in stages:
         from llm_auction_env.users.encoder import embed
 
-        rows = _read_jsonl(out / "answers.jsonl")[: cfg.n_instances]
+        rows = read_jsonl(out / "answers.jsonl")[: cfg.n_instances]
         if len(rows) < cfg.n_instances:
             raise SystemExit(f"only {len(rows)} of {cfg.n_instances} answers; run --stage answers first")
         demos, stats = build_demos(cfg, insts, [r["answer"] for r in rows], embed)
-        (out / "demos.jsonl").write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in demos))
+        write_jsonl(out / "demos.jsonl", demos)
         metrics["demos"] = stats
         print(json.dumps(stats), file=sys.stderr)
     (out / "config.json").write_text(json.dumps({"config": asdict(cfg), "argv": sys.argv[1:] if argv is None else argv,
@@ -447,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
 
         from llm_auction_env.llm.models import embedded_model_path
 
-        demos = _read_jsonl(out / "demos.jsonl")
+        demos = read_jsonl(out / "demos.jsonl")
         base = embedded_model_path()
         model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32, local_files_only=True)
         tokenizer = AutoTokenizer.from_pretrained(base, local_files_only=True)
