@@ -139,3 +139,19 @@ def test_choice_probe_resume_keeps_measured_policies_and_checks_the_rest(tmp_pat
     with pytest.raises(SystemExit):
         cp.main(["--policy", "e1=gone/policy", "--policy", "e2=also/gone", "--bids", "1,100", "--out", str(tmp_path)])
     assert "also/gone is not a LoRA adapter folder" in capsys.readouterr().err
+
+
+def test_a_group_encode_group_rejects_is_left_out_with_a_warning(tiny_llama):
+    """Session 13: a "no ad" option whose words all lie in the options' shared tokens (the answer's
+    next sentence cut short, " You can", under a lead " You can also try ") stopped a DPO phase;
+    such a group is now left out and warned about, and a phase with no encodable group is an error."""
+    base, tok = tiny_llama
+    lead = " You can also try "
+    bad = {"context": CONTEXT, "options": [lead + o for o in OPTIONS] + [" You can"],
+           "title_ends": [len(lead) + e for e in ENDS] + [8], "rewards": [-5.0, 30.0, 0.0, 1.0]}
+    good = {"context": CONTEXT, "options": OPTIONS, "title_ends": ENDS, "rewards": [-5.0, 30.0, 0.0]}
+    with pytest.warns(UserWarning, match="choice group left out"):
+        examples = build_examples(tok, base, [bad, good], delta_th=2.0)
+    assert len(examples) == 1 and len(examples[0]["options"]) == 3
+    with pytest.raises(ValueError, match="none of the 1 choice groups"), pytest.warns(UserWarning):
+        build_examples(tok, base, [bad], delta_th=2.0)

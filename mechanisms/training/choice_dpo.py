@@ -24,6 +24,7 @@ with other candidates' ids (benchmarks/RESULTS_irpo.md, section 2b).
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -137,13 +138,21 @@ class ChoiceDPOTrainer(Trainer):
 def build_examples(tokenizer, model, groups: Sequence[dict], delta_th: float, autocast_bf16: bool = False) -> list[dict]:
     """Encoded training examples of ``groups`` (``context``, ``options``, ``title_ends``,
     ``rewards``): their pairs by ``delta_th`` and the reference log-probs of ``model``; groups
-    without a pair are left out."""
-    encoded, kept = [], []
+    without a pair are left out, and so are groups :func:`encode_group` rejects (a warning each;
+    the caller counts them as ``len(groups with a pair) - len(examples)``)."""
+    encoded, kept, unencodable = [], [], 0
     for g in groups:
         pairs = group_pairs(g["rewards"], delta_th)
         if pairs:
-            encoded.append(encode_group(tokenizer, g["context"], g["options"], g["title_ends"]))
+            try:
+                encoded.append(encode_group(tokenizer, g["context"], g["options"], g["title_ends"]))
+            except ValueError as err:  # e.g. an option whose scored words all lie in the shared tokens
+                unencodable += 1
+                warnings.warn(f"choice group left out: {err}")
+                continue
             kept.append((g, pairs))
+    if unencodable and not encoded:
+        raise ValueError(f"none of the {unencodable} choice groups with a pair could be encoded")
     refs = reference_logps(model, encoded, autocast_bf16)
     return [{**e, "ref_logps": ref, "pairs": torch.tensor(pairs), "best": int(max(range(len(g["rewards"])), key=g["rewards"].__getitem__))}
             for e, ref, (g, pairs) in zip(encoded, refs, kept)]

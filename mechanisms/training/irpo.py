@@ -863,7 +863,7 @@ class IRPO:
     def _choice_trainer(self, model, tokenizer, groups: list[dict], peft_config, common: dict):
         """``ChoiceDPOTrainer`` on choice groups; the reference log-probs are the model's before its
         LoRA is attached (pi_{t-1})."""
-        from .choice_dpo import ChoiceDPOConfig, ChoiceDPOTrainer, build_examples
+        from .choice_dpo import ChoiceDPOConfig, ChoiceDPOTrainer, build_examples, group_pairs
 
         cfg = self.cfg
         examples = build_examples(tokenizer, model, groups, cfg.delta_th, autocast_bf16=cfg.bf16)
@@ -873,7 +873,9 @@ class IRPO:
             model = get_peft_model(model, peft_config)
         args = ChoiceDPOConfig(per_device_train_batch_size=1, **common, **cfg.dpo_args)
         trainer = ChoiceDPOTrainer(model=model, args=args, train_dataset=examples)
-        return trainer, {"choice_groups": len(examples), "choice_pairs": int(sum(len(e["pairs"]) for e in examples)),
+        with_pairs = sum(1 for g in groups if group_pairs(g["rewards"], cfg.delta_th))
+        return trainer, {"choice_groups": len(examples), "choice_groups_left_out": with_pairs - len(examples),
+                         "choice_pairs": int(sum(len(e["pairs"]) for e in examples)),
                          "context_tokens_mean": float(np.mean([len(e["context"]) for e in examples]))}
 
     # -- the loop
