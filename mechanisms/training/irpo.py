@@ -179,8 +179,8 @@ class IRPOConfig:
     choice_repeats: bool = False
     """``pair_kind="choice"``: also a group at each sampled answer's repeat of its own ad (the
     ``duplicate`` format error, Eq. 8's penalty; :func:`second_variants`), so DPO pushes the repeat
-    down against the other candidates in that place (no "no second ad" option: the scored part is
-    the markup). A policy trained on first insertions alone learnt to write its phrase and its
+    down against the other candidates in that place (with ``choice_none`` also against "stop after
+    the first ad"; without it the scored part is the markup). A policy trained on first insertions alone learnt to write its phrase and its
     high-bid ad again (session 11: duplicates 1.6 -> 6.5 per 100 answers in one epoch)."""
     choice_second: bool = False
     """``pair_kind="choice"``: a group at each sampled answer's second insertion whether it repeats
@@ -367,8 +367,7 @@ def ad_variants(inst: AuctionInstance, response: str) -> list[tuple[str | None, 
     for ad in inst.ads:
         if ad.ad_id != p.ad_id:
             out.append((ad.ad_id, response[:p.start] + parsing.render(ad) + response[p.end:]))
-    start, end = ad_sentence(response, parsed.placements, 0)
-    without = re.sub(r"\s+", " ", response[:start] + response[end:]).strip()
+    without = without_sentence(response, parsed.placements, 0)
     if without:
         out.append((None, without))
     return out
@@ -380,6 +379,13 @@ def ad_sentence(response: str, found: Sequence, k: int) -> tuple[int, int]:
     ends = parsing.sentence_ends(response, found)
     return (max([e for e in ends if e <= found[k].start], default=0),
             min([e for e in ends if e >= found[k].end], default=len(response)))
+
+
+def without_sentence(response: str, found: Sequence, k: int) -> str:
+    """``response`` without the sentence holding markup ``found[k]`` (:func:`ad_sentence`), its
+    whitespace collapsed: the "no ad here" counterfactual."""
+    start, end = ad_sentence(response, found, k)
+    return re.sub(r"\s+", " ", response[:start] + response[end:]).strip()
 
 
 def second_variants(inst: AuctionInstance, response: str, any_ad: bool = False) -> list[tuple[str | None, str]]:
@@ -398,9 +404,8 @@ def second_variants(inst: AuctionInstance, response: str, any_ad: bool = False) 
         return []
     out = [(p.ad_id, response)] + [(ad.ad_id, response[:p.start] + parsing.render(ad) + response[p.end:])
                                    for ad in inst.ads if ad.ad_id != p.ad_id]
-    start, end = ad_sentence(response, found, 1)
-    if start >= found[0].end:
-        out.append((None, re.sub(r"\s+", " ", response[:start] + response[end:]).strip()))
+    if ad_sentence(response, found, 1)[0] >= found[0].end:
+        out.append((None, without_sentence(response, found, 1)))
     return out
 
 

@@ -422,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     if "demos" in stages:
         from llm_auction_env.users.encoder import embed
 
-        rows = read_jsonl(out / "answers.jsonl")[: cfg.n_instances]
+        rows = read_jsonl(out / "answers.jsonl", missing_ok=True, torn_tail_ok=True)[: cfg.n_instances]
         if len(rows) < cfg.n_instances:
             raise SystemExit(f"only {len(rows)} of {cfg.n_instances} answers; run --stage answers first")
         demos, stats = build_demos(cfg, insts, [r["answer"] for r in rows], embed)
@@ -436,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
 
         from llm_auction_env.llm.models import embedded_model_path
 
-        demos = read_jsonl(out / "demos.jsonl")
+        demos = read_jsonl(out / "demos.jsonl", missing_ok=True, torn_tail_ok=True)
         base = embedded_model_path()
         model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32, local_files_only=True)
         tokenizer = AutoTokenizer.from_pretrained(base, local_files_only=True)
