@@ -88,7 +88,14 @@ class LeaderboardConfig:
     sampling: Sampling = field(default_factory=lambda: Sampling(max_new_tokens=128))
     batch_size: int = 8
     mosaic_m: int = 4
-    mosaic_tau: float = 10.0
+    mosaic_tau: float = 1.0
+    mosaic_importance_weights: bool = False
+    """MOSAIC's pi_ref/pi_gen weight (``MosaicConfig.importance_weights``). Off, with tau 1, for the
+    table: with pi_ref the plain assistant, candidates with an ad are ~160 nats less likely than
+    ad-free ones on the embedded model, so MOSAIC as published shows an ad only when all M
+    candidates carry one; tau 1 without the weight was best on 40 train queries
+    (``benchmarks/mosaic_probe.py``; benchmarks/RESULTS.md, session 14). ``True`` (and tau 10) is MOSAIC's own
+    rule."""
     pctr_path: str | None = None
     click_model: str = "semantic"
     reward: RewardConfig = field(default_factory=RewardConfig)
@@ -220,7 +227,8 @@ def mechanism_kwargs(name: str, cfg: LeaderboardConfig, backend: Any, click_mode
     accepts, plus the user's overrides."""
     ctr = "pctr" if cfg.pctr_path else click_model.click_probs
     common = dict(backend=backend, sampling=cfg.sampling, prompt_style=cfg.prompt_style, batch_size=cfg.batch_size)
-    specific = {"mosaic": dict(n_candidates=cfg.mosaic_m, tau=cfg.mosaic_tau, ctr=ctr, pctr_path=cfg.pctr_path,
+    specific = {"mosaic": dict(n_candidates=cfg.mosaic_m, tau=cfg.mosaic_tau, ctr=ctr,
+                               importance_weights=cfg.mosaic_importance_weights, pctr_path=cfg.pctr_path,
                                click_model=cfg.click_model, reward=cfg.reward)}.get(name, {})
     if name in OPTIONAL:
         # A trained policy builds its own backend and writes its own prompt: the base model, markup
@@ -237,7 +245,9 @@ def mechanism_kwargs(name: str, cfg: LeaderboardConfig, backend: Any, click_mode
 def label(name: str, mech: Any, cfg: LeaderboardConfig) -> str:
     if name == "mosaic":
         src = "pCTR" if cfg.pctr_path else f"oracle reward: {cfg.click_model} click model"
-        return f"mosaic (M={cfg.mosaic_m}, {src})"
+        mc = mech.config
+        weights = "" if mc.importance_weights else ", no pi_ref/pi_gen weight"
+        return f"mosaic (M={mc.n_candidates}, tau={mc.tau:g}{weights}, {src})"
     if name == "gsp_slot":
         return f"gsp_slot (quality: {getattr(mech, 'quality_label', '?')})"
     style = _prompt_style(mech, cfg)
@@ -251,6 +261,15 @@ def _prompt_style(mech: Any, cfg: LeaderboardConfig) -> str:
 
 _NOT_ROW_FIELDS = ("out", "mechanisms", "n_boot", "resume", "mechanism_kwargs", "preset", "threads", "compare", "reuse")
 """Config fields that do not change a row's per-query records (left out of its fingerprint)."""
+_MOSAIC_FIELDS = ("mosaic_m", "mosaic_tau", "mosaic_importance_weights", "pctr_path")
+"""Config fields only the MOSAIC row reads: another row's fingerprint and reuse check ignore them, so
+a MOSAIC row with another tau can be paired with the rows of an earlier run."""
+
+
+def _row_fields(name: str, cfg: LeaderboardConfig) -> dict[str, Any]:
+    """The config fields that can change row ``name``'s per-query records (JSON-ready)."""
+    skip = set(_NOT_ROW_FIELDS) | (set() if name == "mosaic" else set(_MOSAIC_FIELDS))
+    return {k: v for k, v in json.loads(json.dumps(asdict(cfg), default=str)).items() if k not in skip}
 
 
 def reused_rows(name: str, folder: str | Path, cfg: LeaderboardConfig, query_ids: list[str]) -> tuple[list[dict], str, str]:
@@ -265,10 +284,9 @@ def reused_rows(name: str, folder: str | Path, cfg: LeaderboardConfig, query_ids
         raise ValueError(f"reuse {name!r}: cannot read the leaderboard in {folder}: {err}") from err
     if name not in old.get("mechanisms", {}) or not rows:
         raise ValueError(f"reuse {name!r}: {folder} has no such row (rows: {sorted(old.get('mechanisms', {}))})")
-    mine = json.loads(json.dumps(asdict(cfg), default=str))
-    theirs = old.get("config", {})
-    differ = sorted(k for k in mine if k not in _NOT_ROW_FIELDS and theirs.get(k) != mine[k])
-    if theirs.get("mechanism_kwargs", {}).get(name, {}) != mine["mechanism_kwargs"].get(name, {}):
+    mine, theirs = _row_fields(name, cfg), old.get("config", {})
+    differ = sorted(k for k in mine if theirs.get(k) != mine[k])
+    if theirs.get("mechanism_kwargs", {}).get(name, {}) != cfg.mechanism_kwargs.get(name, {}):
         differ.append(f"mechanism_kwargs[{name!r}]")
     if differ:
         raise ValueError(f"reuse {name!r}: {folder} was run with a different {', '.join(differ)}")
@@ -292,7 +310,7 @@ def _fingerprint(name: str, cfg: LeaderboardConfig, mech: Any = None) -> str:
     from llm_auction_env.llm.models import adapter_hash, model_fingerprint
     from llm_auction_env.prompts import template_fingerprint
 
-    keep = {k: v for k, v in asdict(cfg).items() if k not in _NOT_ROW_FIELDS}
+    keep = _row_fields(name, cfg)
     keep["mechanism_kwargs"] = cfg.mechanism_kwargs.get(name, {})
     keep["mechanism"] = name
     keep["model_fingerprint"] = model_fingerprint(cfg.model)
@@ -591,7 +609,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--mosaic-m", type=int, help="MOSAIC candidates per query")
-    p.add_argument("--mosaic-tau", type=float)
+    p.add_argument("--mosaic-tau", type=float, help="MOSAIC's reward units per nat (default 1)")
+    p.add_argument("--mosaic-importance-weights", action="store_const", const=True,
+                   help="MOSAIC with its pi_ref/pi_gen weight, as published (default: without it; see "
+                        "LeaderboardConfig.mosaic_importance_weights)")
     p.add_argument("--pctr-path", help="trained pCTR checkpoint for MOSAIC's reward (default: oracle click model)")
     p.add_argument("--n-boot", type=int, help="bootstrap resamples (default 2000)")
     p.add_argument("--threads", type=int, help="torch CPU threads (transformers backend)")
@@ -611,7 +632,8 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> LeaderboardConfig:
     over: dict[str, Any] = {"seed": args.seed, "out": args.out, "resume": not args.no_resume}
     over.update(given(args, ("n_queries", "k_ads", "backend", "model", "prompt_style", "max_new_tokens", "batch_size",
-                             "mosaic_m", "mosaic_tau", "pctr_path", "n_boot", "threads")))
+                             "mosaic_m", "mosaic_tau", "mosaic_importance_weights", "pctr_path", "n_boot",
+                             "threads")))
     if args.mechanisms:
         over["mechanisms"] = tuple(m.strip() for m in args.mechanisms.split(",") if m.strip())
     if args.compare:

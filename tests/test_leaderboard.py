@@ -71,8 +71,10 @@ def test_leaderboard_end_to_end_on_tiny_model(tiny_llama, tmp_path):
         assert rev["lo"] <= rev["mean"] <= rev["hi"]
         assert r["metrics"]["llm_calls"]["mean"] >= 1
         assert (name == "pretrained") == (not r["vs_pretrained"])
-    assert data["mechanisms"]["mosaic"]["metrics"]["llm_calls"]["mean"] == 6  # M=2: 2 + 2*2
+    # the table's MOSAIC row: no pi_ref/pi_gen weight, so M=2 generations and no scoring passes
+    assert data["mechanisms"]["mosaic"]["metrics"]["llm_calls"]["mean"] == 2
     assert "oracle reward" in data["mechanisms"]["mosaic"]["label"]
+    assert "no pi_ref/pi_gen weight" in data["mechanisms"]["mosaic"]["label"]
     table = (out / "table.md").read_text()
     assert "Revenue/query" in table and "Paired difference" in table and "[" in table
     assert "Skipped" not in table  # only the requested mechanisms
@@ -107,6 +109,14 @@ def test_leaderboard_end_to_end_on_tiny_model(tiny_llama, tmp_path):
         lb.run_leaderboard(dataclasses.replace(cfg3, seed=4), backend=backend, click_model=users)
     with pytest.raises(ValueError, match="not in mechanisms"):
         dataclasses.replace(cfg3, reuse={"mosaic": str(out)})
+    # Fields only MOSAIC reads do not bind the other rows: another tau still reuses them, not MOSAIC's.
+    cfg4 = dataclasses.replace(cfg3, out=str(tmp_path / "lb4"), mosaic_tau=cfg.mosaic_tau * 2)
+    res4 = lb.run_leaderboard(cfg4, backend=backend, click_model=users)
+    assert backend.calls == before and json.dumps(res4["mechanisms"]) == json.dumps(res3["mechanisms"])
+    with pytest.raises(ValueError, match="different mosaic_tau"):
+        lb.run_leaderboard(dataclasses.replace(cfg4, mechanisms=("pretrained", "mosaic"), reuse={"mosaic": str(out)}),
+                           backend=backend, click_model=users)
+    assert f"tau={cfg.mosaic_tau:g}" in data["mechanisms"]["mosaic"]["label"]
 
 
 def test_cli_help(capsys):

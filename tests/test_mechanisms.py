@@ -144,6 +144,20 @@ def test_mosaic_costs_about_m_times_pretrained(backend):
         assert e["pi"][e["selected"]] > 0 and sum(e["pi"]) == pytest.approx(1.0)
 
 
+def test_mosaic_without_importance_weights_is_a_reward_softmax(backend):
+    """``importance_weights=False`` (the leaderboard's MOSAIC row): no scoring passes, and the
+    selection is the softmax of the candidates' total reward over tau."""
+    from scipy.special import softmax
+
+    m, tau = 4, 2.0
+    mos = build("mosaic", backend, n_candidates=m, tau=tau, importance_weights=False)
+    for a in mos.allocate(instances(), np.random.default_rng(0)):
+        e = a.extra
+        assert a.cost.llm_calls == m and e["log_rho"] == [0.0] * m
+        total = np.array(e["adv_rewards"]).sum(axis=1) + np.array(e["base_reward"])
+        np.testing.assert_allclose(e["pi"], softmax(total / tau), rtol=1e-12)
+
+
 def test_mechanisms_are_reproducible_given_the_rng(backend):
     mech = build("pretrained", backend)
     a = [x.response for x in mech.allocate(instances(), np.random.default_rng(3))]
