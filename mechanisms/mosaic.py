@@ -51,7 +51,10 @@ What we verified and what differs from MOSAIC (see ``tests/test_mosaic.py``):
 
 Config (``MosaicConfig``): ``n_candidates`` M=20 (the paper's), ``tau`` 10.0 (reward units per nat:
 one extra ad's penalty, alpha=10, equals one nat), ``importance_weights`` True (False drops the
-pi_ref/pi_gen ratio: a plain softmax of reward over the candidates), ``prompt_style``, ``sampling``,
+pi_ref/pi_gen ratio: a plain softmax of reward over the candidates; on the embedded model the
+ratio is ~160 nats lower for a candidate with an ad than for an ad-free one, so the published rule
+shows an ad only when all M candidates carry one, and the leaderboard's row runs without it at
+tau 1, see ``benchmarks/mosaic_probe.py``), ``prompt_style``, ``sampling``,
 ``ctr``, ``pctr_path``, ``reward`` (Eq. 8 constants), ``payment``.
 Cost per instance: M generations plus 2M scoring passes (``InferenceCost.llm_calls = 3M``); the
 scoring passes' prompt tokens are counted with the generator prompt's length for both passes (the
