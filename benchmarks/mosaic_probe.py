@@ -72,7 +72,8 @@ def collect(n_queries: int, split: str, seed: int, m: int, preset: str = "quick"
 
 
 def rule_probs(rule: str, reward: np.ndarray, log_rho: np.ndarray, tau: float | None) -> np.ndarray:
-    """Selection probabilities of ``rule`` over one instance's candidates."""
+    """Selection probabilities of ``rule`` over one instance's candidates. ``log_rho`` is MOSAIC's
+    own (``Allocation.extra["log_rho"]``: a candidate it dropped already has ``-inf``)."""
     from mechanisms.mosaic import selection_probs
 
     if rule == "uniform":
@@ -82,8 +83,7 @@ def rule_probs(rule: str, reward: np.ndarray, log_rho: np.ndarray, tau: float | 
         p[int(np.argmax(reward))] = 1.0
         return p
     weights = log_rho if rule == "mosaic" else np.zeros(len(reward))  # "no_is": importance_weights=False
-    finite = np.isfinite(weights)
-    return selection_probs(reward, np.where(finite, weights, -np.inf) if finite.any() else np.zeros(len(reward)), tau)
+    return selection_probs(reward, weights, tau)
 
 
 def evaluate(rows: list[dict], taus=TAUS) -> list[dict]:

@@ -56,9 +56,9 @@ ratio is ~160 nats lower for a candidate with an ad than for an ad-free one, so 
 shows an ad only when all M candidates carry one, and the leaderboard's row runs without it at
 tau 1, see ``benchmarks/mosaic_probe.py``), ``prompt_style``, ``sampling``,
 ``ctr``, ``pctr_path``, ``reward`` (Eq. 8 constants), ``payment``.
-Cost per instance: M generations plus 2M scoring passes (``InferenceCost.llm_calls = 3M``; M without the ratio); the
-scoring passes' prompt tokens are counted with the generator prompt's length for both passes (the
-plain prompt is shorter, so this slightly overstates them).
+Cost per instance: M generations plus 2M scoring passes (``InferenceCost.llm_calls = 3M``; M
+without the ratio); the scoring passes' prompt tokens are counted with the generator prompt's
+length for both passes (the plain prompt is shorter, so this slightly overstates them).
 """
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ def test_rule_probs():
     np.testing.assert_allclose(p[0], 1 / (1 + np.exp(17.0)), rtol=1e-9)
     # without the importance weight the reward decides
     np.testing.assert_allclose(rule_probs("no_is", r, lr, 10.0)[0], 1 / (1 + np.exp(-3.0)), rtol=1e-9)
-    # a candidate with a non-finite weight is never selected (MOSAIC drops it)
+    # a candidate MOSAIC dropped (its stored weight is -inf) is never selected
     np.testing.assert_allclose(rule_probs("mosaic", r, np.array([-21.0, -np.inf]), 10.0), [1.0, 0.0])
 
 
