@@ -243,15 +243,18 @@ def mechanism_kwargs(name: str, cfg: LeaderboardConfig, backend: Any, click_mode
 
 
 def label(name: str, mech: Any, cfg: LeaderboardConfig) -> str:
+    constrained = getattr(getattr(mech, "config", None), "constrain_ads", False)
     if name == "mosaic":
         src = "pCTR" if cfg.pctr_path else f"oracle reward: {cfg.click_model} click model"
         mc = mech.config
         weights = "" if mc.importance_weights else ", no pi_ref/pi_gen weight"
-        return f"mosaic (M={mc.n_candidates}, tau={mc.tau:g}{weights}, {src})"
+        markup = ", constrained markup" if constrained else ""
+        return f"mosaic (M={mc.n_candidates}, tau={mc.tau:g}{weights}{markup}, {src})"
     if name == "gsp_slot":
         return f"gsp_slot (quality: {getattr(mech, 'quality_label', '?')})"
-    style = _prompt_style(mech, cfg)
-    return name if style == cfg.prompt_style else f"{name} ({style} prompt)"
+    notes = [f"{s} prompt" for s in [_prompt_style(mech, cfg)] if s != cfg.prompt_style]
+    notes += ["constrained markup"] if constrained else []
+    return f"{name} ({', '.join(notes)})" if notes else name
 
 
 def _prompt_style(mech: Any, cfg: LeaderboardConfig) -> str:

@@ -147,6 +147,10 @@ class MosaicConfig:
     reward: RewardConfig = field(default_factory=RewardConfig)
     payment: str = "per_click"
     batch_size: int = 8
+    constrain_ads: bool = False
+    """Decode the M candidates with the backend's constrained ad markup (every insertion is one
+    candidate's exact ``@Title@[Ad ID]``): the ablation ``pretrained`` and ``llm_auction`` offer too,
+    so that a table can compare the three with format errors removed from all of them."""
 
     def __post_init__(self) -> None:
         if self.n_candidates < 1:
@@ -205,7 +209,8 @@ class Mosaic:
         t0 = time.perf_counter()
         gen_chats = [ad_llm_chat(inst, style=cfg.prompt_style) for inst in batch]
         ref_chats = [plain_chat(inst) for inst in batch]
-        completions = self.backend.generate(gen_chats, n=m, sampling=sampling_for(cfg.sampling, rng))
+        markup = {"constrain_ads": [inst.ads for inst in batch]} if cfg.constrain_ads else {}
+        completions = self.backend.generate(gen_chats, n=m, sampling=sampling_for(cfg.sampling, rng), **markup)
         texts = [[c.text for c in comps] for comps in completions]
         flat_prompts_gen = [gen_chats[k] for k in range(len(batch)) for _ in range(m)]
         flat_prompts_ref = [ref_chats[k] for k in range(len(batch)) for _ in range(m)]

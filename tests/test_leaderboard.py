@@ -179,3 +179,20 @@ def test_checkpoint_fingerprint_follows_the_warm_start_and_the_prompt(tmp_path, 
     assert second != first
     monkeypatch.setattr(prompts, "ad_llm_chat", lambda inst, style="paper": [{"role": "user", "content": "changed"}])
     assert lb._fingerprint("pretrained", cfg) != second
+
+
+def test_label_says_when_a_row_decodes_with_constrained_markup():
+    """A row run with ``constrain_ads`` (the format-error-free ablation) is labelled so in the table."""
+    from types import SimpleNamespace
+
+    from mechanisms.mosaic import MosaicConfig
+    from mechanisms.pretrained import PretrainedConfig
+
+    cfg = lb.LeaderboardConfig()
+    plain = SimpleNamespace(config=PretrainedConfig(prompt_style=cfg.prompt_style))
+    assert lb.label("pretrained", plain, cfg) == "pretrained"
+    constrained = SimpleNamespace(config=PretrainedConfig(prompt_style=cfg.prompt_style, constrain_ads=True))
+    assert lb.label("pretrained", constrained, cfg) == "pretrained (constrained markup)"
+    mos = SimpleNamespace(config=MosaicConfig(n_candidates=4, tau=1.0, importance_weights=False, constrain_ads=True))
+    assert "constrained markup" in lb.label("mosaic", mos, cfg)
+    assert "constrained markup" not in lb.label("mosaic", SimpleNamespace(config=MosaicConfig()), cfg)

@@ -184,9 +184,11 @@ def test_rag_auction_integrates_winners_and_prices_below_bid(backend):
         assert 0 <= a.extra["price_per_click"][w] <= inst.bids[w]
 
 
-def test_pretrained_constrain_ads_passes_each_instance_candidates_to_the_backend(backend):
+@pytest.mark.parametrize("name,kwargs", [("pretrained", {}), ("mosaic", {"n_candidates": 3, "importance_weights": False})])
+def test_constrain_ads_passes_each_instance_candidates_to_the_backend(backend, name, kwargs):
     """``constrain_ads`` (the format-error-free ablation) asks the backend for constrained markup
-    with each instance's own candidates; off by default, as in the paper."""
+    with each instance's own candidates, for every sample MOSAIC draws too; off by default, as in
+    the paper."""
     calls = []
 
     class Recording:
@@ -198,9 +200,10 @@ def test_pretrained_constrain_ads_passes_each_instance_candidates_to_the_backend
             return backend.generate(chats, **kw)
 
     batch = instances()
-    build("pretrained", Recording()).allocate(batch, np.random.default_rng(0))
+    build(name, Recording(), **kwargs).allocate(batch, np.random.default_rng(0))
     assert "constrain_ads" not in calls[-1]
-    allocs = build("pretrained", Recording(), constrain_ads=True).allocate(batch, np.random.default_rng(0))
+    allocs = build(name, Recording(), constrain_ads=True, **kwargs).allocate(batch, np.random.default_rng(0))
     assert calls[-1]["constrain_ads"] == [inst.ads for inst in batch]
     for inst, a in zip(batch, allocs):
-        assert all(p.valid for p in placements(a.response, inst.ads))
+        for text in a.extra.get("candidates", [a.response]):
+            assert all(p.valid for p in placements(text, inst.ads))
