@@ -13,7 +13,9 @@ paired differences between mechanisms are not diluted by click noise. Scoring is
 environment's own pipeline (:func:`llm_auction_env.scoring.simulate`: parsing, clicks, Eq. 8).
 
 Per query it reports: revenue (the paper's ``sum_i b_i c_i`` over valid exposures), reward (Eq. 8),
-clicks, CTR (clicks / valid exposures, a ratio of sums), ads per response, format-error rate
+expected revenue and reward (the same with each valid ad's exact click probability from the click
+model in place of its drawn click: no click noise, so their CIs and paired differences are
+tighter; they fall back to the drawn clicks where the click model gives no probability), clicks, CTR (clicks / valid exposures, a ratio of sums), ads per response, format-error rate
 (share of responses with at least one malformed/unknown/altered/duplicate insertion), payments
 (what the mechanism's own payment rule charges), advertiser surplus (``sum_i b_i c_i`` minus
 payments: the advertisers' utility when values equal bids, i.e. under truthful bidding; it is 0
@@ -139,6 +141,8 @@ class LeaderboardConfig:
 METRICS: dict[str, tuple[str, str | None, str, str]] = {
     "revenue": ("revenue", None, "Revenue/query", "{:.2f}"),
     "reward": ("reward", None, "Reward/query", "{:.2f}"),
+    "expected_revenue": ("expected_revenue", None, "E[revenue]/query", "{:.2f}"),
+    "expected_reward": ("expected_reward", None, "E[reward]/query", "{:.2f}"),
     "ctr": ("clicks", "n_ads", "CTR", "{:.3f}"),
     "ads": ("n_ads", None, "Ads/response", "{:.2f}"),
     "format_error_rate": ("format_error", None, "Format-error rate", "{:.2f}"),
@@ -149,8 +153,8 @@ METRICS: dict[str, tuple[str, str | None, str, str]] = {
     "generated_tokens": ("generated_tokens", None, "Generated tokens", "{:.0f}"),
     "seconds": ("seconds", None, "Seconds/query", "{:.2f}"),
 }
-TABLE_METRICS = ("revenue", "reward", "ctr", "ads", "format_error_rate", "payments", "advertiser_surplus",
-                 "llm_calls", "generated_tokens", "seconds")
+TABLE_METRICS = ("revenue", "reward", "expected_revenue", "expected_reward", "ctr", "ads", "format_error_rate", "payments",
+                 "advertiser_surplus", "llm_calls", "generated_tokens", "seconds")
 PLOT_METRICS = ("revenue", "reward", "ctr", "ads", "generated_tokens", "seconds")
 
 
@@ -324,7 +328,8 @@ def _fingerprint(name: str, cfg: LeaderboardConfig, mech: Any = None) -> str:
     return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _load_checkpoint(path: Path, fingerprint: str) -> dict[int, list[dict]]:
+def _load_checkpoint(path: Path, fingerprint: str | None) -> dict[int, list[dict]]:
+    """Finished batches in ``path`` if its header carries ``fingerprint`` (None: any header)."""
     done: dict[int, list[dict]] = {}
     if not path.exists():
         return done
@@ -334,7 +339,7 @@ def _load_checkpoint(path: Path, fingerprint: str) -> dict[int, list[dict]]:
         header = json.loads(lines[0]) if lines else {}
     except json.JSONDecodeError:
         header = {}
-    if header.get("fingerprint") != fingerprint:
+    if fingerprint is not None and header.get("fingerprint") != fingerprint:
         return {}
     for line in lines[1:]:
         try:  # a line cut by an interruption is ignored; its batch is redone
@@ -345,12 +350,53 @@ def _load_checkpoint(path: Path, fingerprint: str) -> dict[int, list[dict]]:
     return done
 
 
+EXPECTED_FIELDS = ("expected_revenue", "expected_reward")
+
+
+def _expected_fields(outcome) -> dict[str, float]:
+    """Eq. 8 on expectation over the clicks: ``sum_i b_i p_i`` over valid exposures (the
+    outcome's expected first-price payments) minus the penalty."""
+    rev = float(np.sum(outcome.payments_expected))
+    return {"expected_revenue": rev, "expected_reward": rev - outcome.penalty}
+
+
+def fill_expected(recs: list[dict], instances: Sequence[Any], click_model: Any, cfg: LeaderboardConfig,
+                  responses: dict[str, str] | None = None) -> list[dict]:
+    """Add :data:`EXPECTED_FIELDS` to records written before they existed (an older checkpoint or
+    reused row) by scoring the stored response again; the drawn clicks play no part in them.
+    ``responses`` (query id -> text) stands in for records without their response; ``ValueError``
+    when a record has neither."""
+    from llm_auction_env.scoring import simulate
+
+    todo = [r for r in recs if any(f not in r for f in EXPECTED_FIELDS)]
+    if not todo:
+        return recs
+    by_id = {inst.query_id: inst for inst in instances}
+    texts = [r.get("response", (responses or {}).get(r["query_id"])) for r in todo]
+    if any(t is None for t in texts):
+        raise ValueError("records without expected reward and without their response: rerun the row")
+    outcomes = simulate([(by_id[r["query_id"]], t) for r, t in zip(todo, texts)], click_model,
+                        np.random.default_rng(cfg.seed), cfg.reward)
+    for r, o in zip(todo, outcomes):
+        r.update(_expected_fields(o))
+    return recs
+
+
+def checkpoint_responses(folder: str | Path, name: str) -> dict[str, str]:
+    """Query id -> response of row ``name`` in an earlier leaderboard folder's checkpoint ({} if none)."""
+    path = Path(folder) / "checkpoints" / f"{name}.jsonl"
+    if not path.exists():
+        return {}
+    return {r["query_id"]: r["response"] for b in _load_checkpoint(path, None).values() for r in b}
+
+
 def _record(inst, alloc, outcome, pay: np.ndarray) -> dict:
     clicks = float(sum(outcome.clicks.values()))
     payments = float(np.sum(pay))
     extra = {k: v for k, v in alloc.extra.items() if k in ("selected", "winners", "winner", "ctr_source", "quality_source", "n_dropped")}
     return {
         "query_id": inst.query_id, "response": alloc.response, "revenue": outcome.revenue, "reward": outcome.reward,
+        **_expected_fields(outcome),
         "penalty": outcome.penalty, "clicks": clicks, "n_ads": outcome.n_ads, "n_errors": outcome.n_errors,
         "format_error": float(outcome.n_errors > 0), "payments": payments,
         "advertiser_surplus": float(outcome.revenue - payments), "exposed": list(outcome.exposed),
@@ -369,6 +415,8 @@ def evaluate_mechanism(name: str, mech: Any, instances: list, click_model: Any, 
     reward_cfg = cfg.reward
     fp = _fingerprint(name, cfg, mech)
     done = _load_checkpoint(ckpt, fp) if (ckpt is not None and cfg.resume) else {}
+    for recs in done.values():
+        fill_expected(recs, instances, click_model, cfg)
     if ckpt is not None and not done:
         ckpt.parent.mkdir(parents=True, exist_ok=True)
         ckpt.write_text(json.dumps({"fingerprint": fp, "mechanism": name}) + "\n")
@@ -414,6 +462,11 @@ def run_leaderboard(config: LeaderboardConfig | dict | None = None, *, backend: 
         from llm_auction_env.users.base import make_click_model
 
         click_model = make_click_model(cfg.click_model)
+    for name, (recs, _, _) in reused_recs.items():
+        try:
+            fill_expected(recs, instances, click_model, cfg, checkpoint_responses(cfg.reuse[name], name))
+        except ValueError as err:
+            raise ValueError(f"reuse {name!r}: {cfg.reuse[name]} {err}") from err
     injected = backend is not None
     if backend is None:
         from llm_auction_env.llm.models import ModelConfig
@@ -556,8 +609,8 @@ def write_outputs(results: dict, per_mech: dict[str, list[dict]], out: Path) -> 
             for m, v in r["metrics"].items():
                 d = r["vs_pretrained"].get(m, {})
                 w.writerow([name, r["label"], m, v["mean"], v["lo"], v["hi"], d.get("diff", ""), d.get("lo", ""), d.get("hi", "")])
-    fields = ["query_id", "revenue", "reward", "penalty", "clicks", "n_ads", "n_errors", "payments", "advertiser_surplus",
-              "llm_calls", "prompt_tokens", "generated_tokens", "seconds"]
+    fields = ["query_id", "revenue", "reward", *EXPECTED_FIELDS, "penalty", "clicks", "n_ads", "n_errors", "payments",
+              "advertiser_surplus", "llm_calls", "prompt_tokens", "generated_tokens", "seconds"]
     with open(out / "per_query.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["mechanism", *fields])

@@ -15,7 +15,7 @@ def test_bootstrap_ci_brackets_the_mean_and_collapses_on_constant_data():
 
 
 def test_paired_difference_uses_common_queries():
-    base = [{k: 0.0 for k in ("revenue", "reward", "clicks", "n_ads", "format_error", "payments", "advertiser_surplus",
+    base = [{k: 0.0 for k in ("revenue", "reward", "expected_revenue", "expected_reward", "clicks", "n_ads", "format_error", "payments", "advertiser_surplus",
                               "llm_calls", "prompt_tokens", "generated_tokens", "seconds")} | {"query_id": f"q{k}"}
             for k in range(20)]
     rng = np.random.default_rng(1)
@@ -117,6 +117,41 @@ def test_leaderboard_end_to_end_on_tiny_model(tiny_llama, tmp_path):
         lb.run_leaderboard(dataclasses.replace(cfg4, mechanisms=("pretrained", "mosaic"), reuse={"mosaic": str(out)}),
                            backend=backend, click_model=users)
     assert f"tau={cfg.mosaic_tau:g}" in data["mechanisms"]["mosaic"]["label"]
+
+    # Expected reward: Eq. 8 with the user's exact click probability of each valid ad, checked
+    # against the click model directly on the stored responses.
+    from llm_auction_env.data import load_dataset
+    from llm_auction_env.instances import make_instances
+    from llm_auction_env.scoring import parse_batch
+    from llm_auction_env.reward import exposure_vector
+
+    insts = make_instances(load_dataset(), "test", 3, 5, rng=3, bids="uniform")
+    recs = [r for b in lb._load_checkpoint(out / "checkpoints" / "gsp_slot.jsonl", None).values() for r in b]
+    parsed = parse_batch([(i, r["response"]) for i, r in zip(insts, recs)])
+    for (inst, resp), probs, r in zip(parsed, users.click_probs(parsed), recs):
+        p = np.array([probs.get(a.ad_id, 0.0) for a in inst.ads])
+        assert r["expected_revenue"] == pytest.approx(float(np.sum(inst.bids * p * exposure_vector(inst, resp.placements))))
+        assert r["expected_reward"] == pytest.approx(r["expected_revenue"] - r["penalty"])
+    assert any(r["n_ads"] for r in recs)  # the GSP slot always inserts: the check above is not vacuous
+    # Records written before the expected fields existed (checkpoint and per_query.csv) are scored
+    # again from their responses: a resumed or reused row gets the same numbers, still without generating.
+    import csv
+
+    for ck in (out / "checkpoints").glob("*.jsonl"):
+        lines = ck.read_text().splitlines()
+        strip = [lines[0]] + [json.dumps({**b, "records": [{k: v for k, v in r.items() if k not in lb.EXPECTED_FIELDS}
+                                                             for r in b["records"]]}) for b in map(json.loads, lines[1:])]
+        ck.write_text("\n".join(strip) + "\n")
+    res5 = lb.run_leaderboard(cfg, backend=backend, click_model=users)
+    assert backend.calls == before and json.dumps(res5["mechanisms"]) == json.dumps(res["mechanisms"])
+    with open(out / "per_query.csv", newline="") as f:
+        old_rows = [{k: v for k, v in r.items() if k not in lb.EXPECTED_FIELDS} for r in csv.DictReader(f)]
+    with open(out / "per_query.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(old_rows[0]))
+        w.writeheader()
+        w.writerows(old_rows)
+    res6 = lb.run_leaderboard(dataclasses.replace(cfg3, out=str(tmp_path / "lb6")), backend=backend, click_model=users)
+    assert backend.calls == before and json.dumps(res6["mechanisms"]) == json.dumps(res3["mechanisms"])
 
 
 def test_cli_help(capsys):
