@@ -15,9 +15,10 @@ environment's own pipeline (:func:`llm_auction_env.scoring.simulate`: parsing, c
 Per query it reports: revenue (the paper's ``sum_i b_i c_i`` over valid exposures), reward (Eq. 8),
 expected revenue and reward (the same with each valid ad's exact click probability from the click
 model in place of its drawn click: no click noise, so their CIs and paired differences are
-tighter; they fall back to the drawn clicks where the click model gives no probability), clicks, CTR (clicks / valid exposures, a ratio of sums), ads per response, format-error rate
-(share of responses with at least one malformed/unknown/altered/duplicate insertion), payments
-(what the mechanism's own payment rule charges), advertiser surplus (``sum_i b_i c_i`` minus
+tighter; they fall back to the drawn clicks where the click model gives no probability), clicks,
+CTR (clicks / valid exposures, a ratio of sums), ads per response, format-error rate (share of
+responses with at least one malformed/unknown/altered/duplicate insertion), payments (what the
+mechanism's own payment rule charges), advertiser surplus (``sum_i b_i c_i`` minus
 payments: the advertisers' utility when values equal bids, i.e. under truthful bidding; it is 0
 for first-price mechanisms by construction), and inference cost (LLM calls, prompt and generated
 tokens, wall seconds). Each comes with a 95% bootstrap CI (``scipy.stats.bootstrap``, BCa,
