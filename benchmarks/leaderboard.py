@@ -257,8 +257,8 @@ def label(name: str, mech: Any, cfg: LeaderboardConfig) -> str:
         return f"mosaic (M={mc.n_candidates}, tau={mc.tau:g}{weights}{markup}, {src})"
     if name == "gsp_slot":
         return f"gsp_slot (quality: {getattr(mech, 'quality_label', '?')})"
-    notes = [f"{s} prompt" for s in [_prompt_style(mech, cfg)] if s != cfg.prompt_style]
-    notes += ["constrained markup"] if constrained else []
+    style = _prompt_style(mech, cfg)
+    notes = ([f"{style} prompt"] if style != cfg.prompt_style else []) + (["constrained markup"] if constrained else [])
     return f"{name} ({', '.join(notes)})" if notes else name
 
 
