@@ -18,7 +18,8 @@ is scored on:
   ``pair_kind="choice"`` group is built from), every candidate put in the sampled ad's place
   (``irpo.ad_variants``): the within-answer Spearman of the pCTR's click probability and of
   bid x probability (the Eq. 5 revenue term that orders a choice group) against the exact ones,
-  and how often both pick the same best ad.
+  and how often both pick the same best ad; the exact bid x probability of the ad the pCTR ranks
+  first (``pick_exact_revenue``: what a choice group trained on it teaches) next to the best one's.
 
 Needs the click model to have exact probabilities (``semantic``, the embedded default). Writes
 ``<out>/pctr_probe.json`` (config, git commit, every number) and ``pctr_probe.md``.
@@ -75,7 +76,7 @@ def choice_agreement(predict, exact_probs, sets) -> dict[str, float]:
     (a Spearman is taken over the answers where neither side is constant; NaN when none)."""
     flat = [(inst, y) for inst, variants in sets for _, y in variants]
     pred, exact = (predict(flat), exact_probs(flat)) if flat else ([], [])
-    ctr_rho, rev_rho, same_top, k = [], [], [], 0
+    ctr_rho, rev_rho, same_top, pick, best, k = [], [], [], [], [], 0
     for inst, variants in sets:
         ids = [a for a, _ in variants]
         p = np.array([pred[k + j].get(a, 0.0) for j, a in enumerate(ids)])
@@ -86,9 +87,11 @@ def choice_agreement(predict, exact_probs, sets) -> dict[str, float]:
             if np.ptp(x) > 0 and np.ptp(y) > 0:
                 rho.append(spearmanr(x, y)[0])
         same_top.append(float(np.argmax(bids * p) == np.argmax(bids * e)))
+        pick.append(float((bids * e)[np.argmax(bids * p)]))
+        best.append(float(np.max(bids * e)))
     mean = lambda xs: float(np.mean(xs)) if xs else float("nan")  # noqa: E731
     return {"n_answers": len(sets), "ctr_spearman": mean(ctr_rho), "revenue_spearman": mean(rev_rho),
-            "same_best_ad": mean(same_top)}
+            "same_best_ad": mean(same_top), "pick_exact_revenue": mean(pick), "best_exact_revenue": mean(best)}
 
 
 def probe(run: Path, variants: dict[str, dict], choice_limit: int, components: Components | None = None) -> dict:
@@ -97,7 +100,7 @@ def probe(run: Path, variants: dict[str, dict], choice_limit: int, components: C
     raw = json.loads((run / "config.json").read_text())
     if raw.get("reward") != "pctr":
         raise ValueError(f"{run} is not a pCTR run (reward={raw.get('reward')!r})")
-    cfg = from_dict(IRPOConfig, {**raw, "pctr": {}})
+    cfg = from_dict(IRPOConfig, {**raw, "pctr": {}, "run_dir": str(run)})  # the folder given, wherever it was trained
     comps = copy.copy(components) if components is not None else build_components(cfg)
     if not getattr(comps.click_model, "has_probs", False):
         raise ValueError(f"click model {cfg.click_model!r} has no exact probabilities to compare with")
@@ -161,8 +164,8 @@ def markdown(result: dict) -> str:
              "Exact click probabilities against the sampled clicks of D_t+1 (AUC ceiling): "
              + ", ".join(f"D_{int(t)}: {v:.2f}" for t, v in result["ceiling_auc"].items()), "",
              "| variant | overrides | psi_t | held-out AUC | best step | AUC on D_t+1 | Spearman vs exact on D_t+1 "
-             "| choice: CTR Spearman | choice: bid x CTR Spearman | choice: same best ad |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| choice: CTR Spearman | choice: bid x CTR Spearman | choice: same best ad | choice: exact b x CTR of its pick / of the best |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     f = lambda x: "-" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.2f}"  # noqa: E731
     for name, v in result["variants"].items():
         over = ", ".join(f"{k}={x}" for k, x in v["overrides"].items()) or "(as run)"
@@ -170,7 +173,8 @@ def markdown(result: dict) -> str:
             c = row.get("choice", {})
             lines.append(f"| {name} | {over} | {row['epoch']} | {f(row['fit'].get('auc'))} | {row['fit'].get('best_step', '-')} "
                          f"| {f(row.get('next_auc'))} | {f(row.get('next_spearman_exact'))} | {f(c.get('ctr_spearman'))} "
-                         f"| {f(c.get('revenue_spearman'))} | {f(c.get('same_best_ad'))} |")
+                         f"| {f(c.get('revenue_spearman'))} | {f(c.get('same_best_ad'))} "
+                         f"| {f(c.get('pick_exact_revenue'))} / {f(c.get('best_exact_revenue'))} |")
     return "\n".join(lines) + "\n"
 
 

@@ -111,3 +111,11 @@ def sentence_ends(text: str, found: Sequence[Placement] = ()) -> list[int]:
     for p in found:
         masked[p.start:p.end] = " " * (p.end - p.start)
     return [m.end() for m in _SENTENCE_END.finditer("".join(masked))]
+
+
+def sentence_span(text: str, found: Sequence[Placement], k: int) -> tuple[int, int]:
+    """``(start, end)`` of the sentence of ``text`` that holds markup ``found[k]``
+    (:func:`sentence_ends`, dots inside markups ignored)."""
+    ends = sentence_ends(text, found)
+    return (max([e for e in ends if e <= found[k].start], default=0),
+            min([e for e in ends if e >= found[k].end], default=len(text)))

@@ -148,6 +148,52 @@ def test_creative_prices_an_ad_never_logged():
     assert scores[False] < 0.7, scores  # id-only: every new ad is the unknown row
 
 
+def test_records_carry_the_profile_and_the_ad_sentence_without_markup():
+    user = UserProfile("u7", "A student.", ("coffee", "yoga"))
+    inst = AuctionInstance("q", user, tuple(ADS[:3]), np.array([1, 2, 3]))
+    resp = f"Start here. Try {render(ADS[0])} or {render(ADS[1])} today. Then rest. {render(ADS[2])}"
+    recs = records_from_feedback([(inst, resp)], [[]])
+    assert [r.profile for r in recs] == [user.describe()] * 3
+    assert [r.context for r in recs] == ["Try or today.", "Try or today.", ""]  # the last sentence is the markup alone
+
+
+def profile_logs(users: list[UserProfile], n: int, seed: int) -> list[ClickRecord]:
+    """Click iff the ad's category is among the user's interests (2% label noise); the query and
+    the answer's words are the same for every row, so only the profile says who clicks what."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        user, ad = users[rng.integers(len(users))], ADS[rng.integers(len(ADS))]
+        clicked = int(ad.category in user.interests) if rng.random() >= 0.02 else int(ad.category not in user.interests)
+        out.append(ClickRecord("what should I do this weekend", user.user_id, ad.ad_id,
+                               f"Here is some advice. {render(ad)} is worth a look.", clicked, ad_text(ad),
+                               profile=user.describe(), context="is worth a look."))
+    return out
+
+
+def test_context_text_prices_the_profile_of_a_user_never_logged():
+    """With ``context_text`` the pCTR reads who the user is from the profile text, so it ranks ads
+    for users it has no click row for (their id is the unknown row); without it, it cannot."""
+    seen = [UserProfile(f"s{i}", "someone", (TOPICS[i % 4],)) for i in range(40)]
+    new = [UserProfile(f"n{i}", "someone", (TOPICS[i % 4],)) for i in range(40)]
+    scores = {}
+    for context_text in (True, False):
+        model = PCTRModel(PCTRConfig(steps=300, seed=0, ad_text=True, context_text=context_text), encoder=HashedBagOfWords())
+        model.fit(profile_logs(seen, 1500, seed=1))
+        scores[context_text] = model.evaluate(profile_logs(new, 600, seed=2))["auc"]
+    assert scores[True] > 0.9, scores  # label noise 2%: the best AUC is ~0.98
+    assert scores[False] < 0.7, scores
+
+
+def test_context_text_needs_ad_text_and_the_profile():
+    with pytest.raises(ValueError, match="context_text needs ad_text"):
+        PCTRConfig(context_text=True)
+    model = PCTRModel(PCTRConfig(steps=5, ad_text=True, context_text=True), encoder=HashedBagOfWords())
+    bare = [ClickRecord("q", "u0", ADS[0].ad_id, f"x {render(ADS[0])}", 1, ad_text(ADS[0]))]
+    with pytest.raises(ValueError, match="profile"):
+        model.fit(bare)
+
+
 def test_ad_text_needs_the_ad_text():
     model = PCTRModel(PCTRConfig(steps=5, ad_text=True), encoder=HashedBagOfWords())
     bare = [ClickRecord("q", "u0", ADS[0].ad_id, f"x {render(ADS[0])}", 1)]
