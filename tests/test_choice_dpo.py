@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mechanisms.training.choice_dpo import (
-    ChoiceDPOConfig, ChoiceDPOTrainer, build_examples, encode_group, group_pairs, option_logps,
+    ChoiceDPOConfig, ChoiceDPOTrainer, build_examples, encode_group, group_pairs, option_logps, whether_pair,
 )
 
 CONTEXT = "<|im_start|>user\nAds: @Trail Shoes@[Ad-11] bid 10, @Water Bottle@[Ad-12] bid 80<|im_end|>\n" \
@@ -155,3 +155,55 @@ def test_a_group_encode_group_rejects_is_left_out_with_a_warning(tiny_llama):
     assert len(examples) == 1 and len(examples[0]["options"]) == 3
     with pytest.raises(ValueError, match="none of the 1 choice groups"), pytest.warns(UserWarning):
         build_examples(tok, base, [bad], delta_th=2.0)
+
+
+def test_whether_pair_prices_inserting_at_the_policys_own_choice():
+    """The best candidate (30) beats "no ad" (0), but a policy that writes the bad one (-20) nine
+    times in ten inserts at an expected -15: "no ad" wins. The same rewards under a policy that
+    writes the best one: inserting wins; close to even within delta_th: no pair."""
+    ids = ["Ad-1", "Ad-2", "none"]
+    r = [30.0, -20.0, 0.0]
+    to_bad = torch.log(torch.tensor([0.1, 0.9, 0.5]))  # the none entry is ignored
+    to_best = torch.log(torch.tensor([0.9, 0.1, 0.5]))
+    even = torch.log(torch.tensor([0.4, 0.6, 0.5]))  # 0.4 * 30 - 0.6 * 20 = 0
+    assert whether_pair(r, ids, to_bad, 5.0) == 1
+    assert whether_pair(r, ids, to_best, 5.0) == -1
+    assert whether_pair(r, ids, even, 5.0) == 0
+    assert whether_pair(r, ["Ad-1", "Ad-2", "Ad-3"], to_bad, 5.0) == 0
+
+
+def test_whether_splits_which_from_whether_and_moves_mass_to_no_ad(tiny_llama, tmp_path):
+    """With ``whether``, "no ad" is in no ad-vs-ad pair; when the policy's own choice is worth less
+    than no ad, the NLL and the whether pair push "no ad" up against inserting at all (its log-ratio
+    rises above the log-sum of the inserting options'), while the which pairs still order the ads."""
+    from peft import LoraConfig, get_peft_model
+
+    base, tok = tiny_llama
+    model = copy.deepcopy(base)
+    options = OPTIONS + ["Rest often."]
+    ends = ENDS + [len("Rest often.")]
+    ids = ["Ad-11", "Ad-12", "Ad-13", "none"]
+    g = {"context": CONTEXT, "options": options, "title_ends": ends, "ad_ids": ids, "rewards": [30.0, -20.0, -20.0, 0.0]}
+    plain, = build_examples(tok, model, [g], delta_th=2.0)
+    assert any(3 in pair for pair in plain["pairs"].tolist()) and "whether" not in plain
+    ex, = build_examples(tok, model, [g], delta_th=2.0, whether=True)
+    assert not any(3 in pair for pair in ex["pairs"].tolist())
+    assert sorted(map(tuple, ex["pairs"].tolist())) == [(0, 1), (0, 2)]
+    # the untrained tiny model spreads its choice near evenly over the three ads: (30 - 40) / 3 < -2
+    assert ex["whether"] == 1 and ex["best"] == 3 and ex["insert"].tolist() == [0, 1, 2]
+    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "v_proj"],
+                                             task_type="CAUSAL_LM"))
+    args = ChoiceDPOConfig(output_dir=str(tmp_path), beta=0.5, rpo_alpha=0.0, learning_rate=5e-3, num_train_epochs=8,
+                           per_device_train_batch_size=1, logging_steps=1, save_strategy="no", use_cpu=True, seed=0)
+    trainer = ChoiceDPOTrainer(model=model, args=args, train_dataset=[ex])
+    trainer.train()
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    assert logs[0]["whether_none"] == 1.0
+    model.eval()
+    with torch.no_grad():
+        lp = option_logps(model, ex["context"], ex["options"])
+    ref = ex["ref_logps"]
+    ratio_none = lp[3] - ref[3]
+    ratio_insert = torch.logsumexp(lp[:3], 0) - torch.logsumexp(ref[:3], 0)
+    assert ratio_none > ratio_insert + 0.5
+    assert lp[0] - ref[0] > lp[1] - ref[1]  # which: the best ad still above the bad one

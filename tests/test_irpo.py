@@ -204,6 +204,14 @@ def test_a_trained_policy_keeps_the_prompt_it_was_trained_on(uninterrupted, tmp_
     assert mechanism_kwargs("pretrained", lb, None, clicks)["prompt_style"] == "paper"
 
 
+def test_choice_whether_needs_choice_groups_with_a_none_option(tmp_path):
+    with pytest.raises(ValueError, match="choice_whether"):
+        config(tmp_path, pair_kind="choice", choice_none=False, choice_whether=True)
+    with pytest.raises(ValueError, match="choice_whether"):
+        config(tmp_path, pair_kind="swap", choice_none=True, choice_whether=True)
+    assert config(tmp_path, pair_kind="choice", choice_none=True, choice_whether=True).choice_whether
+
+
 def test_ad_open_bias_needs_constrained_markup(tmp_path):
     with pytest.raises(ValueError, match="constrain_ads"):
         config(tmp_path, constrain_ads=False, ad_open_bias=6.0)
@@ -590,6 +598,8 @@ def test_pctr_probe_refits_the_runs_own_pctr_phase(tiny_llama, tmp_path):
     assert result["variants"]["longer"]["epochs"][0]["fit"]["train_loss"] != run_fit["train_loss"]
     assert 0 <= first["next_auc"] <= 1 and "next_auc" not in second  # D_3 does not exist
     assert first["choice"]["n_answers"] == 24 and -1 <= first["choice"]["ctr_spearman"] <= 1
+    c = first["choice"]  # exact bid x probability 1, 6, 15 for the three ads of every answer
+    assert c["best_exact_revenue"] == pytest.approx(15.0) and 1.0 <= c["pick_exact_revenue"] <= 15.0
     assert "choice" not in second  # epoch 2 has no samples
     assert "| as run |" in pctr_probe.markdown({"config": {"run": "r", "git_commit": "abc"}, **result})
     with pytest.raises(ValueError, match="steps"):
@@ -609,6 +619,7 @@ def test_shipped_adapter_is_the_quick_preset_recipe(reward):
     saved.setdefault("choice_repeats", False)
     saved.setdefault("choice_none", False)
     saved.setdefault("choice_second", False)
+    saved.setdefault("choice_whether", False)
     saved["pctr"] = json.loads(json.dumps(asdict(saved_config(saved["pctr"]))))  # pCTR fields added later
     expect = json.loads(json.dumps(asdict(IRPOConfig.from_preset("quick", reward=reward))))
     unused = {"run_dir"} | ({"pctr"} if reward == "oracle" else set())  # the Oracle run fits no pCTR

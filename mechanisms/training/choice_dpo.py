@@ -116,15 +116,24 @@ class ChoiceDPOTrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         logps, per_token = option_logps(model, inputs["context"], inputs["options"], per_token=True)
-        ratio = logps - inputs["ref_logps"].to(logps.device)
+        ref = inputs["ref_logps"].to(logps.device)
+        ratio = logps - ref
         w, l = inputs["pairs"][:, 0], inputs["pairs"][:, 1]
         margins = self.args.beta * (ratio[w] - ratio[l])
-        dpo = -F.logsigmoid(margins).mean()
+        dpo = -F.logsigmoid(margins).mean() if len(w) else logps.new_zeros(())
+        sign = inputs.get("whether", 0)
+        if sign:  # "no ad" against inserting at all: the options that insert, as one event
+            ins = inputs["insert"]
+            ratio_insert = torch.logsumexp(logps[ins], 0) - torch.logsumexp(ref[ins], 0)
+            m = self.args.beta * sign * (ratio[inputs["none"]] - ratio_insert)
+            dpo = dpo + (-F.logsigmoid(m))
+            margins = torch.cat([margins, m[None]])
         nll = -per_token[inputs["best"]]
         loss = dpo + self.args.rpo_alpha * nll
         for key, value in (("dpo_loss", dpo), ("nll_best", nll), ("rewards/margins", margins.mean() / self.args.beta),
                            ("rewards/accuracies", (margins > 0).float().mean()),
-                           ("rewards/chosen", ratio[inputs["best"]]), ("pairs_per_group", float(len(w)))):
+                           ("rewards/chosen", ratio[inputs["best"]]), ("pairs_per_group", float(len(w))),
+                           ("whether_none", float(sign > 0)), ("whether_insert", float(sign < 0))):
             self._stats.setdefault(key, []).append(float(value.detach()) if torch.is_tensor(value) else value)
         return loss
 
@@ -135,24 +144,64 @@ class ChoiceDPOTrainer(Trainer):
         super().log(logs, *args, **kwargs)
 
 
-def build_examples(tokenizer, model, groups: Sequence[dict], delta_th: float, autocast_bf16: bool = False) -> list[dict]:
+def whether_pair(rewards: Sequence[float], ad_ids: Sequence[str], ref_logps: torch.Tensor, delta_th: float) -> int:
+    """The insertion decision of a group with a ``"none"`` option, priced on the policy's own
+    choice: ``r_insert``, the reward of the inserting options averaged under ``pi_ref``'s
+    probabilities of them, against ``r_none``. ``+1``: no ad wins (``r_none - r_insert >
+    delta_th``), ``-1``: inserting wins, ``0``: neither by more than ``delta_th`` (or no ``"none"``)."""
+    if "none" not in ad_ids:
+        return 0
+    n = list(ad_ids).index("none")
+    ins = [j for j in range(len(ad_ids)) if j != n]
+    probs = torch.softmax(ref_logps[ins].double(), 0)
+    r_insert = float((probs * torch.tensor([rewards[j] for j in ins], dtype=torch.float64)).sum())
+    gap = rewards[n] - r_insert
+    return 1 if gap > delta_th else -1 if gap < -delta_th else 0
+
+
+def build_examples(tokenizer, model, groups: Sequence[dict], delta_th: float, autocast_bf16: bool = False,
+                   whether: bool = False) -> list[dict]:
     """Encoded training examples of ``groups`` (``context``, ``options``, ``title_ends``,
     ``rewards``): their pairs by ``delta_th`` and the reference log-probs of ``model``; groups
     without a pair are left out, and so are groups :func:`encode_group` rejects (a warning each;
-    the caller counts them as ``len(groups with a pair) - len(examples)``)."""
+    the caller counts them as ``len(groups with a pair) - len(examples)``).
+
+    With ``whether``, a group with a ``"none"`` option (``ad_ids``) splits the allocation in two:
+    *which* ad, the pairs among the inserting options only, and *whether*, one pair of "no ad"
+    against all inserting options as one event (their summed probability), decided by
+    :func:`whether_pair` on the policy's own choice rather than the best one. Without it "no ad"
+    is paired with each option, so it loses to the best candidate wherever one pays its Eq. 8
+    price, although the policy rarely writes that one (the best of 10 candidates beat "no ad" at
+    every first insertion of the session-16 oracle run, and its policy went to 1.84 ads per
+    answer). The NLL term then follows the decision: on "no ad" when it wins, else on the best ad."""
     encoded, kept, unencodable = [], [], 0
     for g in groups:
         pairs = group_pairs(g["rewards"], delta_th)
-        if pairs:
+        none = g["ad_ids"].index("none") if whether and "none" in g.get("ad_ids", ()) else None
+        if none is not None:
+            pairs = [(w, l) for w, l in pairs if none not in (w, l)]
+        if pairs or none is not None:
             try:
                 encoded.append(encode_group(tokenizer, g["context"], g["options"], g["title_ends"]))
             except ValueError as err:  # e.g. an option whose scored words all lie in the shared tokens
                 unencodable += 1
                 warnings.warn(f"choice group left out: {err}")
                 continue
-            kept.append((g, pairs))
+            kept.append((g, pairs, none))
     if unencodable and not encoded:
         raise ValueError(f"none of the {unencodable} choice groups with a pair could be encoded")
     refs = reference_logps(model, encoded, autocast_bf16)
-    return [{**e, "ref_logps": ref, "pairs": torch.tensor(pairs), "best": int(max(range(len(g["rewards"])), key=g["rewards"].__getitem__))}
-            for e, ref, (g, pairs) in zip(encoded, refs, kept)]
+    out = []
+    for e, ref, (g, pairs, none) in zip(encoded, refs, kept):
+        r = g["rewards"]
+        ex = {**e, "ref_logps": ref, "pairs": torch.tensor(pairs, dtype=torch.long).reshape(-1, 2),
+              "best": int(max(range(len(r)), key=r.__getitem__))}
+        if none is not None:
+            sign = whether_pair(r, g["ad_ids"], ref, delta_th)
+            if not pairs and not sign:
+                continue
+            ins = [j for j in range(len(r)) if j != none]
+            ex.update(whether=sign, none=none, insert=torch.tensor(ins),
+                      best=none if sign > 0 else max(ins, key=r.__getitem__))
+        out.append(ex)
+    return out

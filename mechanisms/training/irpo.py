@@ -196,6 +196,13 @@ class IRPOConfig:
     whether to insert is never trained, and the policy's insertion rate drifted (session 11: 0.60
     -> 0.34 ads per answer in one epoch); with it at first insertions only, the policy learnt to
     insert and then to insert again (session 12: 1.30 ads and 0.31 format errors per answer)."""
+    choice_whether: bool = False
+    """``pair_kind="choice"`` with ``choice_none``: train *which* ad (pairs among the inserting
+    options) apart from *whether* to insert (one pair: "no ad" against all inserting options as one
+    event, won by whichever is worth more than the other by ``delta_th``, inserting priced at the
+    policy's own expected choice, not the best candidate; ``choice_dpo.whether_pair``). Without it
+    "no ad" is paired with each candidate and loses to the best one almost everywhere (session 16),
+    so the groups teach "insert" to a policy that then inserts ads worth less than their price."""
     # DPO
     beta: float = 0.1
     learning_rate: float = 5e-5
@@ -239,6 +246,8 @@ class IRPOConfig:
             raise ValueError(f"sampler must be 'auto' or 'transformers', got {self.sampler!r}")
         if self.reward not in ("pctr", "oracle"):
             raise ValueError(f"reward must be 'pctr' or 'oracle', got {self.reward!r}")
+        if self.choice_whether and not (self.pair_kind == "choice" and self.choice_none):
+            raise ValueError("choice_whether needs pair_kind='choice' and choice_none=True")
         if self.choice_bid_draws < 1:
             raise ValueError(f"choice_bid_draws must be >= 1, got {self.choice_bid_draws}")
         if self.m_samples < 2:
@@ -373,18 +382,10 @@ def ad_variants(inst: AuctionInstance, response: str) -> list[tuple[str | None, 
     return out
 
 
-def ad_sentence(response: str, found: Sequence, k: int) -> tuple[int, int]:
-    """``(start, end)`` of the sentence of ``response`` that holds markup ``found[k]``
-    (``parsing.sentence_ends``, dots inside markups ignored)."""
-    ends = parsing.sentence_ends(response, found)
-    return (max([e for e in ends if e <= found[k].start], default=0),
-            min([e for e in ends if e >= found[k].end], default=len(response)))
-
-
 def without_sentence(response: str, found: Sequence, k: int) -> str:
-    """``response`` without the sentence holding markup ``found[k]`` (:func:`ad_sentence`), its
+    """``response`` without the sentence holding markup ``found[k]`` (``parsing.sentence_span``), its
     whitespace collapsed: the "no ad here" counterfactual."""
-    start, end = ad_sentence(response, found, k)
+    start, end = parsing.sentence_span(response, found, k)
     return re.sub(r"\s+", " ", response[:start] + response[end:]).strip()
 
 
@@ -404,7 +405,7 @@ def second_variants(inst: AuctionInstance, response: str, any_ad: bool = False) 
         return []
     out = [(p.ad_id, response)] + [(ad.ad_id, response[:p.start] + parsing.render(ad) + response[p.end:])
                                    for ad in inst.ads if ad.ad_id != p.ad_id]
-    if ad_sentence(response, found, 1)[0] >= found[0].end:
+    if parsing.sentence_span(response, found, 1)[0] >= found[0].end:
         out.append((None, without_sentence(response, found, 1)))
     return out
 
@@ -524,7 +525,7 @@ def _with_none_option(group: dict, prompt: str, response: str, found: Sequence, 
     :func:`choice_groups`); unchanged when nothing follows that sentence (no text of its own to
     score). The reward is appended by the caller, after the near misses'."""
     p = found[k]
-    start, end = ad_sentence(response, found, k)
+    start, end = parsing.sentence_span(response, found, k)
     rest = response[end:]
     if not rest.strip():
         return group
@@ -871,7 +872,7 @@ class IRPO:
         from .choice_dpo import ChoiceDPOConfig, ChoiceDPOTrainer, build_examples, group_pairs
 
         cfg = self.cfg
-        examples = build_examples(tokenizer, model, groups, cfg.delta_th, autocast_bf16=cfg.bf16)
+        examples = build_examples(tokenizer, model, groups, cfg.delta_th, autocast_bf16=cfg.bf16, whether=cfg.choice_whether)
         if peft_config is not None:
             from peft import get_peft_model
 
@@ -879,8 +880,11 @@ class IRPO:
         args = ChoiceDPOConfig(per_device_train_batch_size=1, **common, **cfg.dpo_args)
         trainer = ChoiceDPOTrainer(model=model, args=args, train_dataset=examples)
         with_pairs = sum(1 for g in groups if group_pairs(g["rewards"], cfg.delta_th))
-        return trainer, {"choice_groups": len(examples), "choice_groups_left_out": with_pairs - len(examples),
+        whether = [e.get("whether", 0) for e in examples]
+        return trainer, {"choice_groups": len(examples),
+                         "choice_groups_left_out": max(0, with_pairs - len(examples)) if not cfg.choice_whether else None,
                          "choice_pairs": int(sum(len(e["pairs"]) for e in examples)),
+                         "whether_none_wins": sum(w > 0 for w in whether), "whether_insert_wins": sum(w < 0 for w in whether),
                          "context_tokens_mean": float(np.mean([len(e["context"]) for e in examples]))}
 
     # -- the loop
