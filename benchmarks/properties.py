@@ -186,6 +186,18 @@ def _settings(args: argparse.Namespace) -> dict:
 
 
 # --------------------------------------------------------------------------- building parts
+def checkpoint_labels(dirs: list[tuple[str, Path]]) -> list[tuple[str, Path]]:
+    """``dirs`` with labels made unique: a label two checkpoints share (``epoch_01`` of two runs)
+    becomes ``<parent folder>/<label>`` for each of them (one mechanism per label, so a shared one
+    would silently measure only the last); the same folder twice is an error."""
+    if len({d.resolve() for _, d in dirs}) < len(dirs):
+        raise SystemExit("properties: the same --checkpoint folder is named twice")
+    counts: dict[str, int] = {}
+    for name, _ in dirs:
+        counts[name] = counts.get(name, 0) + 1
+    return [(f"{d.parent.name}/{name}" if counts[name] > 1 else name, d) for name, d in dirs]
+
+
 def adapter_dirs(path: str) -> list[tuple[str, Path]]:
     """``(label, folder)`` of the policies a ``--checkpoint`` names, each passed as ``adapter`` to
     ``llm_auction``: a LoRA adapter (or full model) folder or an IRPO export (``policy/`` inside)
@@ -273,14 +285,15 @@ def build_parts(args: argparse.Namespace, settings: dict, parser: argparse.Argum
             if name not in OPTIONAL:
                 raise
             skipped[name] = f"could not be built: {type(err).__name__}: {err}"
+    dirs = []
     for path in args.checkpoint:
         try:
-            dirs = adapter_dirs(path)
+            dirs += adapter_dirs(path)
         except FileNotFoundError as err:
             parser.error(str(err))
-        for name, d in dirs:
-            lb.mechanism_kwargs["llm_auction"] = _adapter_kwargs(d)
-            mechs[f"llm_auction@{name}"] = make_mechanism("llm_auction", **mechanism_kwargs("llm_auction", lb, backend, click_model))
+    for name, d in checkpoint_labels(dirs):
+        lb.mechanism_kwargs["llm_auction"] = _adapter_kwargs(d)
+        mechs[f"llm_auction@{name}"] = make_mechanism("llm_auction", **mechanism_kwargs("llm_auction", lb, backend, click_model))
     if args.chunk is None:
         args.chunk = 2 * lb.batch_size  # batches of the mechanisms' own size, with a progress bar
     meta = {"leaderboard_config": {k: v for k, v in asdict(lb).items() if k != "mechanism_kwargs"},

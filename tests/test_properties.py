@@ -318,6 +318,18 @@ def test_cli_runs_on_synthetic_mechanism(tmp_path):
     assert cont["mechanisms"]["step"]["jump"]["discontinuous"]
 
 
+def test_checkpoint_labels_of_two_runs_epochs_stay_apart(tmp_path):
+    """Session 16: ``--checkpoint a/epoch_01 --checkpoint b/epoch_01`` measured only b's policy
+    (one mechanism per label); shared labels now carry their run folder."""
+    from benchmarks.properties import checkpoint_labels
+
+    a, b, c = tmp_path / "a" / "epoch_01", tmp_path / "b" / "epoch_01", tmp_path / "b" / "epoch_02"
+    got = checkpoint_labels([("epoch_01", a), ("epoch_01", b), ("epoch_02", c)])
+    assert got == [("a/epoch_01", a), ("b/epoch_01", b), ("epoch_02", c)]
+    with pytest.raises(SystemExit, match="named twice"):
+        checkpoint_labels([("epoch_01", a), ("epoch_01", a)])
+
+
 def test_checkpoint_folders(tmp_path):
     from benchmarks.properties import adapter_dirs
 
