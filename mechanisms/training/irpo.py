@@ -25,7 +25,9 @@ e.g. the warm-start SFT of ``mechanisms/training/warmstart.py``):
    sampled one's place; all pairs of a group (``r_w - r_l > delta_th``) train from one forward pass
    over the shared context (``mechanisms/training/choice_dpo.py``), on the title tokens only, so
    DPO never pushes down the id that follows a rejected ad's title (``benchmarks/markup_binding.py``
-   measures that unbinding on swap pairs).
+   measures that unbinding on swap pairs). With ``choice_none`` a group also offers "no ad", and
+   with ``choice_whether`` that option is trained apart from the ad-vs-ad pairs: one pair of "no
+   ad" against inserting at all, inserting priced at the policy's own expected choice.
 5. **dpo**: TRL ``DPOTrainer`` (sigmoid loss, beta 0.1) on the pairs (choice groups:
    ``choice_dpo.ChoiceDPOTrainer``, the same loss from a shared context). With ``lora_r > 0`` (CPU) a
    fresh LoRA is trained on top of pi_{t-1}, whose weights are the merged policy, so peft's
