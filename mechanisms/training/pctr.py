@@ -113,8 +113,9 @@ class PCTRConfig:
     ``UserProfile.describe``) and with the encoding of the sentence that holds the ad, markups
     removed (``phi(w)``), and ``phi(w)*phi(x)``. ``e_h`` is an id a few hundred logged rows cannot
     tie to the profile's interests, and ``phi(y)`` of a whole answer barely moves when one ad
-    replaces another in the same sentence; on the choice groups of the session-15 load run the
-    pCTR without these picked an option worth 16.4 in exact Eq. 5 where the best was worth 25.9."""
+    replaces another in the same sentence. On the choice groups of the session-15 load run's epoch
+    1 the option the pCTR prefers is worth 17.5 in exact Eq. 5 with these and 13.1 without (best
+    23.7; ``benchmarks/RESULTS_irpo.md``, session 16)."""
     early_stopping: bool = False
     """Keep the weights with the highest validation AUC of the fit (ours; ``val_fraction``,
     ``eval_every``). A model saved before this field existed loads with it off."""
@@ -164,12 +165,18 @@ def _record(inst: AuctionInstance, parsed, ad_id: str, clicked: int) -> ClickRec
     """The click-log row of valid placement ``ad_id`` of ``parsed`` (a ``ParsedResponse``)."""
     valid = parsed.valid_ids
     k = next(j for j, p in enumerate(parsed.placements) if p.valid and p.ad_id == ad_id)
-    start, end = sentence_span(parsed.text, parsed.placements, k)
-    inside = [p for p in parsed.placements if p.start >= start and p.end <= end]
-    context = "".join(parsed.text[a:b] for a, b in zip([start] + [p.end for p in inside], [p.start for p in inside] + [end]))
     return ClickRecord(inst.query, inst.user.user_id, ad_id, parsed.text, clicked, ad_text(inst.ad(ad_id)),
                        len(parsed.placements), len(valid), valid.index(ad_id), inst.user.describe(),
-                       " ".join(context.split()))
+                       _sentence_words(parsed, k))
+
+
+def _sentence_words(parsed, k: int) -> str:
+    """The sentence of ``parsed`` that holds placement ``k``, every markup in it removed and its
+    white space collapsed (``ClickRecord.context``)."""
+    start, end = sentence_span(parsed.text, parsed.placements, k)
+    inside = [p for p in parsed.placements if p.start >= start and p.end <= end]
+    cuts = zip([start] + [p.end for p in inside], [p.start for p in inside] + [end])
+    return " ".join("".join(parsed.text[a:b] for a, b in cuts).split())
 
 
 def records_from_feedback(
@@ -213,7 +220,8 @@ class _Net(nn.Module):
         for table in (self.users, self.ads):
             nn.init.normal_(table.weight, std=_ID_INIT_NORM / table.embedding_dim**0.5)
         layers: list[nn.Module] = []
-        width = (2 + 3 * cfg.ad_text + 3 * cfg.context_text) * text_dim + 5 * cfg.context_text + cfg.user_dim + cfg.ad_dim + (_LOAD_DIM if cfg.ad_load else 0)
+        width = ((2 + 3 * cfg.ad_text + 3 * cfg.context_text) * text_dim + 5 * cfg.context_text
+                 + cfg.user_dim + cfg.ad_dim + (_LOAD_DIM if cfg.ad_load else 0))
         for h in cfg.hidden:
             layers += [nn.Linear(width, h), nn.ReLU()]
             width = h
@@ -316,8 +324,8 @@ class PCTRModel:
     def _features(self, records: Sequence[ClickRecord]) -> torch.Tensor:
         """[phi(x); phi(y)], and with ``ad_text`` also [phi(a); phi(x)*phi(a); phi(y)*phi(a)] (a record
         without the ad's text is an error there: it would be encoded as an empty creative), with
-        ``context_text`` [phi(h)*phi(a); phi(w)*phi(a); phi(w)*phi(x)] and the five crosses' sums, and with ``ad_load`` the
-        one-hot ad load (:func:`_load_features`)."""
+        ``context_text`` [phi(h)*phi(a); phi(w)*phi(a); phi(w)*phi(x)] and the five crosses' sums,
+        and with ``ad_load`` the one-hot ad load (:func:`_load_features`)."""
         parts = [self.embed([r.query for r in records]), self.embed([r.response for r in records])]
         if self.cfg.ad_text:
             if any(not r.ad_text for r in records):
