@@ -884,7 +884,7 @@ class IRPO:
         with_pairs = sum(1 for g in groups if group_pairs(g["rewards"], cfg.delta_th))
         whether = [e.get("whether", 0) for e in examples]
         return trainer, {"choice_groups": len(examples),
-                         "choice_groups_left_out": max(0, with_pairs - len(examples)) if not cfg.choice_whether else None,
+                         "choice_groups_left_out": None if cfg.choice_whether else with_pairs - len(examples),
                          "choice_pairs": int(sum(len(e["pairs"]) for e in examples)),
                          "whether_none_wins": sum(w > 0 for w in whether), "whether_insert_wins": sum(w < 0 for w in whether),
                          "context_tokens_mean": float(np.mean([len(e["context"]) for e in examples]))}
