@@ -207,3 +207,31 @@ def test_constrain_ads_passes_each_instance_candidates_to_the_backend(backend, n
     for inst, a in zip(batch, allocs):
         for text in a.extra.get("candidates", [a.response]):
             assert all(p.valid for p in placements(text, inst.ads))
+
+
+def test_rag_auction_constrain_ads_allows_only_the_winners(backend):
+    """With ``constrain_ads`` the backend is asked for constrained markup over each instance's
+    winners only (none for an instance no ad is relevant to), so every markup the model writes
+    is a winner's exact one."""
+    calls = []
+
+    class Recording:
+        def __getattr__(self, name):
+            return getattr(backend, name)
+
+        def generate(self, chats, **kw):
+            calls.append(kw)
+            return backend.generate(chats, **kw)
+
+    def relevance(batch):  # the second instance has no relevant ad: no winner, no allowed markup
+        return [fake_relevance([inst])[0] * (k == 0) for k, inst in enumerate(batch)]
+
+    batch = instances(2)
+    allocs = build("rag_auction", Recording(), relevance=relevance, n_winners=2,
+                   constrain_ads=True).allocate(batch, np.random.default_rng(1))
+    won = [[inst.ad(w) for w in a.extra["winners"]] for inst, a in zip(batch, allocs)]
+    assert len(won[0]) == 2 and won[1] == []
+    assert calls[-1]["constrain_ads"] == won
+    for inst, a, ads in zip(batch, allocs, won):
+        assert {p.ad_id for p in placements(a.response, inst.ads)} <= {ad.ad_id for ad in ads}
+        assert all(p.valid for p in placements(a.response, inst.ads))
