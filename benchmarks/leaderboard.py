@@ -229,7 +229,8 @@ def mechanism_kwargs(name: str, cfg: LeaderboardConfig, backend: Any, click_mode
     """Constructor arguments for ``name``: the shared backend, sampling, prompt style (a trained
     policy keeps its own backend and prompt) and (MOSAIC) M, tau and the reward model (a pCTR
     checkpoint, else the run's own click model's exact probabilities); only those the constructor
-    accepts, plus the user's overrides."""
+    accepts, plus the user's overrides (a ``"sampling"`` dict replaces only the fields it names,
+    e.g. ``{"llm_auction": {"sampling": {"temperature": 0.3}}}``)."""
     ctr = "pctr" if cfg.pctr_path else click_model.click_probs
     common = dict(backend=backend, sampling=cfg.sampling, prompt_style=cfg.prompt_style, batch_size=cfg.batch_size)
     specific = {"mosaic": dict(n_candidates=cfg.mosaic_m, tau=cfg.mosaic_tau, ctr=ctr,
@@ -240,7 +241,13 @@ def mechanism_kwargs(name: str, cfg: LeaderboardConfig, backend: Any, click_mode
         # aid and prompt style it was trained with (recorded in its export), which the shared
         # sampling backend and the table's prompt need not match ("mechanism_kwargs" still override).
         common = {k: v for k, v in common.items() if k not in ("backend", "prompt_style")}
-    kwargs = {**common, **specific, **cfg.mechanism_kwargs.get(name, {})}
+    own = dict(cfg.mechanism_kwargs.get(name, {}))
+    if isinstance(own.get("sampling"), dict):  # JSON gives a dict: the fields it names replace the table's
+        try:
+            own["sampling"] = dataclasses.replace(cfg.sampling, **own["sampling"])
+        except TypeError as err:
+            raise ValueError(f"mechanism_kwargs[{name!r}]['sampling']: {err}") from None
+    kwargs = {**common, **specific, **own}
     from mechanisms.base import mechanism_options
 
     accepted = mechanism_options(name) - ({"backend"} if name in OPTIONAL else set())
@@ -258,7 +265,11 @@ def label(name: str, mech: Any, cfg: LeaderboardConfig) -> str:
     if name == "gsp_slot":
         return f"gsp_slot (quality: {getattr(mech, 'quality_label', '?')})"
     style = _prompt_style(mech, cfg)
-    notes = ([f"{style} prompt"] if style != cfg.prompt_style else []) + (["constrained markup"] if constrained else [])
+    sampling = getattr(mech, "sampling", None) or getattr(getattr(mech, "config", None), "sampling", None)
+    own = [f"{f.name} {getattr(sampling, f.name):g}" for f in dataclasses.fields(Sampling) if f.name != "seed"
+           and isinstance(sampling, Sampling) and getattr(sampling, f.name) != getattr(cfg.sampling, f.name)
+           and isinstance(getattr(sampling, f.name), (int, float))]
+    notes = ([f"{style} prompt"] if style != cfg.prompt_style else []) + (["constrained markup"] if constrained else []) + own
     return f"{name} ({', '.join(notes)})" if notes else name
 
 

@@ -1,4 +1,5 @@
 """Leaderboard end to end on the tiny random Llama (3 queries), bootstrap CIs, resume, CLI help."""
+import dataclasses
 import json
 
 import numpy as np
@@ -231,3 +232,24 @@ def test_label_says_when_a_row_decodes_with_constrained_markup():
     mos = SimpleNamespace(config=MosaicConfig(n_candidates=4, tau=1.0, importance_weights=False, constrain_ads=True))
     assert "constrained markup" in lb.label("mosaic", mos, cfg)
     assert "constrained markup" not in lb.label("mosaic", SimpleNamespace(config=MosaicConfig()), cfg)
+
+
+def test_mechanism_kwargs_sampling_dict_replaces_only_its_fields_and_shows_in_the_label():
+    """``--mechanism-kwargs '{"pretrained": {"sampling": {"temperature": 0.3}}}'``: JSON gives a
+    dict; the row samples with the table's settings except the fields named, says so in its label,
+    and a misspelt field is a clear error."""
+    from types import SimpleNamespace
+
+    from mechanisms.pretrained import PretrainedConfig
+
+    cfg = lb.LeaderboardConfig.from_preset("quick")
+    cfg = dataclasses.replace(cfg, mechanism_kwargs={"pretrained": {"sampling": {"temperature": 0.3}}})
+    kw = lb.mechanism_kwargs("pretrained", cfg, backend=object(), click_model=SimpleNamespace(click_probs=None))
+    assert kw["sampling"] == dataclasses.replace(cfg.sampling, temperature=0.3)
+    mech = SimpleNamespace(config=PretrainedConfig(prompt_style=cfg.prompt_style, sampling=kw["sampling"]))
+    assert lb.label("pretrained", mech, cfg) == "pretrained (temperature 0.3)"
+    plain = SimpleNamespace(config=PretrainedConfig(prompt_style=cfg.prompt_style, sampling=cfg.sampling))
+    assert lb.label("pretrained", plain, cfg) == "pretrained"
+    bad = dataclasses.replace(cfg, mechanism_kwargs={"pretrained": {"sampling": {"temprature": 0.3}}})
+    with pytest.raises(ValueError, match="temprature"):
+        lb.mechanism_kwargs("pretrained", bad, backend=object(), click_model=SimpleNamespace(click_probs=None))
