@@ -338,3 +338,27 @@ def test_next_token_distribution_matches_fp32(engine, hf, gguf, tv_max):
     finally:
         if backend is not engine:
             backend.close()
+
+
+def test_requests_in_flight_fill_the_slots_and_no_more(engine, monkeypatch):
+    """With ``n`` sequences per request, at most ``slots // n`` requests are in flight: the server
+    never queues one, whose wait would count against its own HTTP timeout."""
+    from llm_auction_env.llm.base import Completion
+
+    lock, live, peak = threading.Lock(), [0], [0]
+
+    def fake_one(chat, k, sampling, seed, extra=None):
+        with lock:
+            live[0] += k
+            peak[0] = max(peak[0], live[0])
+        time.sleep(0.05)
+        with lock:
+            live[0] -= k
+        return [Completion("x", 1, 1)] * k
+
+    monkeypatch.setattr(engine, "_one", fake_one)
+    for n, most in ((3, 6), (1, 8), (20, 8)):  # 8 slots: 2 requests of 3, 8 of 1, one request of 8 at a time
+        peak[0] = 0
+        out = engine.generate(CHATS * 6, n=n, sampling=SHORT)
+        assert [len(row) for row in out] == [n] * 18
+        assert peak[0] == most, (n, peak[0])

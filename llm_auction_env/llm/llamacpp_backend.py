@@ -10,7 +10,9 @@ and ``vllm serve`` at scale share one client path.
                        0.1 of fp32, ``tests/test_llama_server.py``) or ``"f32"`` (the transformers
                        backend's weights exactly)
 ``adapter``            a peft LoRA folder served from the start; ``load_adapter`` switches (``None``: base model)
-``slots``              16 parallel sequences (continuous batching); ``ctx`` (default ``1024 * slots``) is shared
+``slots``              16 parallel sequences (continuous batching); ``ctx`` (default ``1024 * slots``) is shared;
+                       at most ``slots // n`` requests are in flight, so the server never queues one (a
+                       queued request's wait would count against its ``timeout``, 300 s)
 ``threads``            ``-t``; default ``auto_threads()``: every core on an idle machine, fewer when other
                        processes keep cores busy (llama.cpp's threads stall each other when preempted);
                        ``server_args``: extra ``llama-server`` flags
@@ -327,7 +329,10 @@ class LlamaCppBackend(OpenAIBackend):
                 # the server seeds sequence j of a request with seed + j: sample j of chat i gets seed + i*n + j
                 seed = None if sampling.seed is None else (sampling.seed + i * n + start) % 2**32
                 jobs.append((i, k, seed, extra))
-        with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
+        # Requests in flight fill the slots and no more: a request the server queues would spend its
+        # queue time inside its own HTTP timeout (seen under load as spurious timeouts and retries).
+        workers = max(1, min(self.max_concurrency, self.slots // max([k for _, k, _, _ in jobs], default=1)))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
             futures = [pool.submit(self._one, prompts[i], k, sampling, seed, extra) for i, k, seed, extra in jobs]
             done = gather(futures, progress)
         out: list[list[Completion]] = [[] for _ in prompts]
