@@ -184,12 +184,9 @@ def test_rag_auction_integrates_winners_and_prices_below_bid(backend):
         assert 0 <= a.extra["price_per_click"][w] <= inst.bids[w]
 
 
-@pytest.mark.parametrize("name,kwargs", [("pretrained", {}), ("mosaic", {"n_candidates": 3, "importance_weights": False})])
-def test_constrain_ads_passes_each_instance_candidates_to_the_backend(backend, name, kwargs):
-    """``constrain_ads`` (the format-error-free ablation) asks the backend for constrained markup
-    with each instance's own candidates, for every sample MOSAIC draws too; off by default, as in
-    the paper."""
-    calls = []
+def recording(backend, calls: list):
+    """A backend class that forwards to ``backend`` and appends each ``generate`` call's keyword
+    arguments to ``calls``."""
 
     class Recording:
         def __getattr__(self, name):
@@ -198,6 +195,17 @@ def test_constrain_ads_passes_each_instance_candidates_to_the_backend(backend, n
         def generate(self, chats, **kw):
             calls.append(kw)
             return backend.generate(chats, **kw)
+
+    return Recording
+
+
+@pytest.mark.parametrize("name,kwargs", [("pretrained", {}), ("mosaic", {"n_candidates": 3, "importance_weights": False})])
+def test_constrain_ads_passes_each_instance_candidates_to_the_backend(backend, name, kwargs):
+    """``constrain_ads`` (the format-error-free ablation) asks the backend for constrained markup
+    with each instance's own candidates, for every sample MOSAIC draws too; off by default, as in
+    the paper."""
+    calls = []
+    Recording = recording(backend, calls)
 
     batch = instances()
     build(name, Recording(), **kwargs).allocate(batch, np.random.default_rng(0))
@@ -214,14 +222,7 @@ def test_rag_auction_constrain_ads_allows_only_the_winners(backend):
     winners only (none for an instance no ad is relevant to), so every markup the model writes
     is a winner's exact one."""
     calls = []
-
-    class Recording:
-        def __getattr__(self, name):
-            return getattr(backend, name)
-
-        def generate(self, chats, **kw):
-            calls.append(kw)
-            return backend.generate(chats, **kw)
+    Recording = recording(backend, calls)
 
     def relevance(batch):  # the second instance has no relevant ad: no winner, no allowed markup
         return [fake_relevance([inst])[0] * (k == 0) for k, inst in enumerate(batch)]
