@@ -331,12 +331,13 @@ class PCTRModel:
             if any(not r.ad_text for r in records):
                 raise ValueError("pCTR with ad_text=True needs ClickRecord.ad_text (records_from_feedback fills it)")
             a = self.embed([r.ad_text for r in records])
-            parts += [a, parts[0] * a, parts[1] * a]  # the creative and its crosses with query and answer
+            qa, ya = parts[0] * a, parts[1] * a
+            parts += [a, qa, ya]  # the creative and its crosses with query and answer
             if self.cfg.context_text:
                 if any(not r.profile for r in records):
                     raise ValueError("pCTR with context_text=True needs ClickRecord.profile (records_from_feedback fills it)")
                 h, w = self.embed([r.profile for r in records]), self.embed([r.context for r in records])
-                crosses = [parts[0] * a, parts[1] * a, h * a, w * a, w * parts[0]]
+                crosses = [qa, ya, h * a, w * a, w * parts[0]]
                 # the crosses again as their sums (cosines of unit vectors): one number each, which
                 # the MLP reads at once instead of learning 384 equal weights from noisy clicks
                 parts += crosses[2:] + [np.stack([c.sum(1) for c in crosses], axis=1)]
