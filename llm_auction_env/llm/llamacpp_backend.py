@@ -331,7 +331,7 @@ class LlamaCppBackend(OpenAIBackend):
                 jobs.append((i, k, seed, extra))
         # Requests in flight fill the slots and no more: a request the server queues would spend its
         # queue time inside its own HTTP timeout (seen under load as spurious timeouts and retries).
-        workers = max(1, min(self.max_concurrency, self.slots // max([k for _, k, _, _ in jobs], default=1)))
+        workers = max(1, min(self.max_concurrency, self.slots // min(n, self.slots)))
         with ThreadPoolExecutor(max_workers=workers) as pool:
             futures = [pool.submit(self._one, prompts[i], k, sampling, seed, extra) for i, k, seed, extra in jobs]
             done = gather(futures, progress)
