@@ -67,6 +67,7 @@ import json
 import sys
 import time
 import zlib
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -192,9 +193,7 @@ def checkpoint_labels(dirs: list[tuple[str, Path]]) -> list[tuple[str, Path]]:
     would silently measure only the last); the same folder twice is an error."""
     if len({d.resolve() for _, d in dirs}) < len(dirs):
         raise SystemExit("properties: the same --checkpoint folder is named twice")
-    counts: dict[str, int] = {}
-    for name, _ in dirs:
-        counts[name] = counts.get(name, 0) + 1
+    counts = Counter(name for name, _ in dirs)
     return [(f"{d.parent.name}/{name}" if counts[name] > 1 else name, d) for name, d in dirs]
 
 
