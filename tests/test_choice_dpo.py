@@ -82,8 +82,8 @@ def test_choice_dpo_moves_the_choice_toward_the_best_option(tiny_llama, tmp_path
     model = copy.deepcopy(base)
     groups = [{"context": CONTEXT, "options": OPTIONS, "title_ends": ENDS, "rewards": [-5.0, 30.0, 0.0]},
               {"context": CONTEXT, "options": OPTIONS, "title_ends": ENDS, "rewards": [1.0, 1.0, 1.0]}]
-    examples = build_examples(tok, model, groups, delta_th=2.0)
-    assert len(examples) == 1 and examples[0]["best"] == 1
+    examples, left_out = build_examples(tok, model, groups, delta_th=2.0)
+    assert len(examples) == 1 and examples[0]["best"] == 1 and left_out == 0
     assert sorted(map(tuple, examples[0]["pairs"].tolist())) == [(1, 0), (1, 2), (2, 0)]
     model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "v_proj"],
                                              task_type="CAUSAL_LM"))
@@ -151,8 +151,8 @@ def test_a_group_encode_group_rejects_is_left_out_with_a_warning(tiny_llama):
            "title_ends": [len(lead) + e for e in ENDS] + [8], "rewards": [-5.0, 30.0, 0.0, 1.0]}
     good = {"context": CONTEXT, "options": OPTIONS, "title_ends": ENDS, "rewards": [-5.0, 30.0, 0.0]}
     with pytest.warns(UserWarning, match="choice group left out"):
-        examples = build_examples(tok, base, [bad, good], delta_th=2.0)
-    assert len(examples) == 1 and len(examples[0]["options"]) == 3
+        examples, left_out = build_examples(tok, base, [bad, good], delta_th=2.0)
+    assert len(examples) == 1 and len(examples[0]["options"]) == 3 and left_out == 1
     with pytest.raises(ValueError, match="none of the 1 choice groups"), pytest.warns(UserWarning):
         build_examples(tok, base, [bad], delta_th=2.0)
 
@@ -184,9 +184,9 @@ def test_whether_splits_which_from_whether_and_moves_mass_to_no_ad(tiny_llama, t
     ends = ENDS + [len("Rest often.")]
     ids = ["Ad-11", "Ad-12", "Ad-13", "none"]
     g = {"context": CONTEXT, "options": options, "title_ends": ends, "ad_ids": ids, "rewards": [30.0, -20.0, -20.0, 0.0]}
-    plain, = build_examples(tok, model, [g], delta_th=2.0)
+    (plain,), _ = build_examples(tok, model, [g], delta_th=2.0)
     assert any(3 in pair for pair in plain["pairs"].tolist()) and "whether" not in plain
-    ex, = build_examples(tok, model, [g], delta_th=2.0, whether=True)
+    (ex,), _ = build_examples(tok, model, [g], delta_th=2.0, whether=True)
     assert not any(3 in pair for pair in ex["pairs"].tolist())
     assert sorted(map(tuple, ex["pairs"].tolist())) == [(0, 1), (0, 2)]
     # the untrained tiny model spreads its choice near evenly over the three ads: (30 - 40) / 3 < -2

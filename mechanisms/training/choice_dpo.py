@@ -160,11 +160,11 @@ def whether_pair(rewards: Sequence[float], ad_ids: Sequence[str], ref_logps: tor
 
 
 def build_examples(tokenizer, model, groups: Sequence[dict], delta_th: float, autocast_bf16: bool = False,
-                   whether: bool = False) -> list[dict]:
+                   whether: bool = False) -> tuple[list[dict], int]:
     """Encoded training examples of ``groups`` (``context``, ``options``, ``title_ends``,
-    ``rewards``): their pairs by ``delta_th`` and the reference log-probs of ``model``; groups
-    without a pair are left out, and so are groups :func:`encode_group` rejects (a warning each;
-    the caller counts them as ``len(groups with a pair) - len(examples)``).
+    ``rewards``): their pairs by ``delta_th`` and the reference log-probs of ``model``, and the
+    number of groups with a pair that :func:`encode_group` rejected (left out with a warning each).
+    Groups without a pair are left out too, and not counted.
 
     With ``whether``, a group with a ``"none"`` option (``ad_ids``) splits the allocation in two:
     *which* ad, the pairs among the inserting options only, and *whether*, one pair of "no ad"
@@ -204,4 +204,4 @@ def build_examples(tokenizer, model, groups: Sequence[dict], delta_th: float, au
             ex.update(whether=sign, none=none, insert=torch.tensor(ins),
                       best=none if sign > 0 else max(ins, key=r.__getitem__))
         out.append(ex)
-    return out
+    return out, unencodable

@@ -871,20 +871,19 @@ class IRPO:
     def _choice_trainer(self, model, tokenizer, groups: list[dict], peft_config, common: dict):
         """``ChoiceDPOTrainer`` on choice groups; the reference log-probs are the model's before its
         LoRA is attached (pi_{t-1})."""
-        from .choice_dpo import ChoiceDPOConfig, ChoiceDPOTrainer, build_examples, group_pairs
+        from .choice_dpo import ChoiceDPOConfig, ChoiceDPOTrainer, build_examples
 
         cfg = self.cfg
-        examples = build_examples(tokenizer, model, groups, cfg.delta_th, autocast_bf16=cfg.bf16, whether=cfg.choice_whether)
+        examples, left_out = build_examples(tokenizer, model, groups, cfg.delta_th, autocast_bf16=cfg.bf16, whether=cfg.choice_whether)
         if peft_config is not None:
             from peft import get_peft_model
 
             model = get_peft_model(model, peft_config)
         args = ChoiceDPOConfig(per_device_train_batch_size=1, **common, **cfg.dpo_args)
         trainer = ChoiceDPOTrainer(model=model, args=args, train_dataset=examples)
-        with_pairs = sum(1 for g in groups if group_pairs(g["rewards"], cfg.delta_th))
         whether = [e.get("whether", 0) for e in examples]
         return trainer, {"choice_groups": len(examples),
-                         "choice_groups_left_out": None if cfg.choice_whether else with_pairs - len(examples),
+                         "choice_groups_left_out": left_out,
                          "choice_pairs": int(sum(len(e["pairs"]) for e in examples)),
                          "whether_none_wins": sum(w > 0 for w in whether), "whether_insert_wins": sum(w < 0 for w in whether),
                          "context_tokens_mean": float(np.mean([len(e["context"]) for e in examples]))}
