@@ -57,8 +57,9 @@ once the answer has finished a sentence (``"sentence"``), and ``max_ads`` insert
 ``init_adapter`` starts from a warm-start SFT adapter. The export records these settings and
 ``mechanisms/llm_auction.py`` serves the policy with them. The ``quick`` preset is the shipped recipe:
 no aid (the warm-started ``embedded`` default writes valid markup by itself), 200 training queries
-x M = 4 samples x 3 epochs, 128 new tokens, ``pair_kind="swap"`` with one pair per query, and a pCTR
-that starts from a historical template click log of 300 other training queries. Its ``delta_th`` is
+x M = 4 samples x 3 epochs, 128 new tokens, ``pair_kind="choice"`` (the 320 largest-gap groups of
+each epoch; ``llm_auction_env/presets.py`` lists the recipe), and a pCTR that starts from a
+historical template click log of 300 other training queries. Its ``delta_th`` is
 5, not the paper's 10: with alpha = 10 an ad-free answer scores 0 and an unclicked ad -10, so at
 delta_th = 10 no pair could ever prefer "no ad" to a useless ad.
 
