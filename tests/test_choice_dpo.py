@@ -207,3 +207,36 @@ def test_whether_splits_which_from_whether_and_moves_mass_to_no_ad(tiny_llama, t
     ratio_insert = torch.logsumexp(lp[:3], 0) - torch.logsumexp(ref[:3], 0)
     assert ratio_none > ratio_insert + 0.5
     assert lp[0] - ref[0] > lp[1] - ref[1]  # which: the best ad still above the bad one
+
+
+def test_neutral_ties_train_which_ad_without_raising_the_insertion_rate(tiny_llama, tmp_path):
+    """A group whose whether decision is a tie ("no ad" at 7.5; the policy's own choice of the ads,
+    worth 10, 6 and 6, is within delta_th of it unless it writes the best one 7 times in 8); a small
+    beta leaves its which pairs a small gradient, so the NLL term drives training. On the best ad's
+    own probability it raises P(any ad); with ``neutral_ties`` it moves the best ad up *among the
+    ads* as much, and P(any ad) ends lower than without (by 0.84 in log on this seed)."""
+    from peft import LoraConfig, get_peft_model
+
+    base, tok = tiny_llama
+    g = {"context": CONTEXT, "options": OPTIONS + ["Rest often."], "title_ends": ENDS + [len("Rest often.")],
+         "ad_ids": ["Ad-11", "Ad-12", "Ad-13", "none"], "rewards": [10.0, 6.0, 6.0, 7.5]}
+    gains = {}
+    for neutral in (False, True):
+        model = copy.deepcopy(base)
+        (ex,), _ = build_examples(tok, model, [g], delta_th=2.0, whether=True, neutral_ties=neutral)
+        assert ex["whether"] == 0 and ex["best"] == 0 and sorted(map(tuple, ex["pairs"].tolist())) == [(0, 1), (0, 2)]
+        assert ex.get("nll_given_insert", False) is neutral
+        model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "v_proj"],
+                                                 task_type="CAUSAL_LM"))
+        args = ChoiceDPOConfig(output_dir=str(tmp_path), beta=0.01, rpo_alpha=1.0, learning_rate=5e-3, num_train_epochs=8,
+                               per_device_train_batch_size=1, logging_steps=1, save_strategy="no", use_cpu=True, seed=0)
+        ChoiceDPOTrainer(model=model, args=args, train_dataset=[ex]).train()
+        model.eval()
+        with torch.no_grad():
+            lp = option_logps(model, ex["context"], ex["options"])
+        ref = ex["ref_logps"]
+        gains[neutral] = (float(torch.logsumexp(lp[:3], 0) - torch.logsumexp(ref[:3], 0)),  # log P(any ad)
+                          float((lp[0] - torch.logsumexp(lp[:3], 0)) - (ref[0] - torch.logsumexp(ref[:3], 0))))
+    assert gains[False][0] > 0.1  # the plain NLL pushes inserting up in a tie
+    assert gains[True][0] < gains[False][0] - 0.5
+    assert gains[True][1] > 1.0 and gains[False][1] > 1.0  # both teach which ad

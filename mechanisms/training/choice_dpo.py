@@ -128,11 +128,14 @@ class ChoiceDPOTrainer(Trainer):
             m = self.args.beta * sign * (ratio[inputs["none"]] - ratio_insert)
             dpo = dpo + (-F.logsigmoid(m))
             margins = torch.cat([margins, m[None]])
-        nll = -per_token[inputs["best"]]
+        best = inputs["best"]
+        nll = -per_token[best]
+        if inputs.get("nll_given_insert"):  # a tied whether decision: which ad, not whether to insert
+            nll = -(logps[best] - torch.logsumexp(logps[inputs["insert"]], 0)) / len(inputs["options"][best])
         loss = dpo + self.args.rpo_alpha * nll
         for key, value in (("dpo_loss", dpo), ("nll_best", nll), ("rewards/margins", margins.mean() / self.args.beta),
                            ("rewards/accuracies", (margins > 0).float().mean()),
-                           ("rewards/chosen", ratio[inputs["best"]]), ("pairs_per_group", float(len(w))),
+                           ("rewards/chosen", ratio[best]), ("pairs_per_group", float(len(w))),
                            ("whether_none", float(sign > 0)), ("whether_insert", float(sign < 0))):
             self._stats.setdefault(key, []).append(float(value.detach()) if torch.is_tensor(value) else value)
         return loss
@@ -160,7 +163,7 @@ def whether_pair(rewards: Sequence[float], ad_ids: Sequence[str], ref_logps: tor
 
 
 def build_examples(tokenizer, model, groups: Sequence[dict], delta_th: float, autocast_bf16: bool = False,
-                   whether: bool = False) -> tuple[list[dict], int]:
+                   whether: bool = False, neutral_ties: bool = False) -> tuple[list[dict], int]:
     """Encoded training examples of ``groups`` (``context``, ``options``, ``title_ends``,
     ``rewards``): their pairs by ``delta_th`` and the reference log-probs of ``model``, and the
     number of groups with a pair that :func:`encode_group` rejected (left out with a warning each).
@@ -173,7 +176,11 @@ def build_examples(tokenizer, model, groups: Sequence[dict], delta_th: float, au
     is paired with each option, so it loses to the best candidate wherever one pays its Eq. 8
     price, although the policy rarely writes that one (the best of 10 candidates beat "no ad" at
     every first insertion of the session-16 oracle run, and its policy went to 1.84 ads per
-    answer). The NLL term then follows the decision: on "no ad" when it wins, else on the best ad."""
+    answer). The NLL term then follows the decision: on "no ad" when it wins, else on the best ad.
+    With ``neutral_ties`` a group where neither wins (whether sign 0) puts it on the best ad *given
+    that an ad is inserted*, ``log pi(best) - log pi(any ad)`` per token of the best option
+    (``nll_given_insert``), so a tie trains which ad without raising the insertion rate; without
+    it every tie adds an NLL push toward inserting."""
     encoded, kept, unencodable = [], [], 0
     for g in groups:
         pairs = group_pairs(g["rewards"], delta_th)
@@ -203,5 +210,7 @@ def build_examples(tokenizer, model, groups: Sequence[dict], delta_th: float, au
             ins = [j for j in range(len(r)) if j != none]
             ex.update(whether=sign, none=none, insert=torch.tensor(ins),
                       best=none if sign > 0 else max(ins, key=r.__getitem__))
+            if neutral_ties and sign == 0:
+                ex["nll_given_insert"] = True
         out.append(ex)
     return out, unencodable

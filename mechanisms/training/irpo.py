@@ -206,6 +206,11 @@ class IRPOConfig:
     policy's own expected choice, not the best candidate; ``choice_dpo.whether_pair``). Without it
     "no ad" is paired with each candidate and loses to the best one almost everywhere (session 16),
     so the groups teach "insert" to a policy that then inserts ads worth less than their price."""
+    choice_neutral_ties: bool = False
+    """``choice_whether``: where neither "no ad" nor inserting wins by ``delta_th``, the NLL term goes
+    on the best ad *given that one is inserted* (``choice_dpo.build_examples``, ``neutral_ties``),
+    not on its own probability, which raises the insertion rate in every tied group (session 18:
+    235 of 319 Oracle epoch-3 groups put the NLL on an inserting option, 84 on "no ad")."""
     # DPO
     beta: float = 0.1
     learning_rate: float = 5e-5
@@ -251,6 +256,8 @@ class IRPOConfig:
             raise ValueError(f"reward must be 'pctr' or 'oracle', got {self.reward!r}")
         if self.choice_whether and not (self.pair_kind == "choice" and self.choice_none):
             raise ValueError("choice_whether needs pair_kind='choice' and choice_none=True")
+        if self.choice_neutral_ties and not self.choice_whether:
+            raise ValueError("choice_neutral_ties needs choice_whether=True")
         if self.choice_bid_draws < 1:
             raise ValueError(f"choice_bid_draws must be >= 1, got {self.choice_bid_draws}")
         if self.m_samples < 2:
@@ -875,7 +882,8 @@ class IRPO:
         from .choice_dpo import ChoiceDPOConfig, ChoiceDPOTrainer, build_examples
 
         cfg = self.cfg
-        examples, left_out = build_examples(tokenizer, model, groups, cfg.delta_th, autocast_bf16=cfg.bf16, whether=cfg.choice_whether)
+        examples, left_out = build_examples(tokenizer, model, groups, cfg.delta_th, autocast_bf16=cfg.bf16, whether=cfg.choice_whether,
+                                          neutral_ties=cfg.choice_neutral_ties)
         if peft_config is not None:
             from peft import get_peft_model
 
@@ -887,6 +895,7 @@ class IRPO:
                          "choice_groups_left_out": left_out,
                          "choice_pairs": int(sum(len(e["pairs"]) for e in examples)),
                          "whether_none_wins": sum(w > 0 for w in whether), "whether_insert_wins": sum(w < 0 for w in whether),
+                         "whether_ties": sum(e.get("whether") == 0 for e in examples),
                          "context_tokens_mean": float(np.mean([len(e["context"]) for e in examples]))}
 
     # -- the loop
