@@ -658,3 +658,31 @@ def test_markup_binding_cli_rejects_bad_combos(tmp_path):
         markup_binding.main([str(tmp_path), "--combo", "x"])
     with pytest.raises(SystemExit):  # not a run directory
         markup_binding.main([str(tmp_path), "--combo", "0:1"])
+
+
+def test_train_resume_applies_set_to_the_saved_config_not_the_preset(tmp_path, monkeypatch):
+    """``--resume --set K=V`` overrides the run's saved config: a field valid only with the saved
+    run's settings (``choice_neutral_ties`` needs its ``choice_whether``) is accepted, the saved
+    fields are kept; the same ``--set`` on the preset alone is refused with a clear message."""
+    from dataclasses import asdict
+
+    import mechanisms.training.irpo as irpo
+
+    seen = []
+
+    class Fake:
+        def __init__(self, cfg):
+            seen.append(cfg)
+
+        def train(self):
+            return []
+
+    monkeypatch.setattr(irpo, "IRPO", Fake)
+    saved = IRPOConfig.from_preset("quick", pair_kind="choice", choice_none=True, choice_whether=True, n_queries=7)
+    (tmp_path / "config.json").write_text(json.dumps(asdict(saved), default=list))
+    assert irpo.main(["--run-dir", str(tmp_path), "--resume", "--set", "choice_neutral_ties=true", "epochs=4"]) == 0
+    (cfg,) = seen
+    assert cfg.choice_neutral_ties and cfg.choice_whether and cfg.n_queries == 7 and cfg.epochs == 4
+    assert cfg.run_dir == str(tmp_path)
+    with pytest.raises(SystemExit, match="choice_neutral_ties needs choice_whether"):
+        irpo.main(["--run-dir", str(tmp_path / "new"), "--set", "choice_neutral_ties=true", "choice_whether=false"])

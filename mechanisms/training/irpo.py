@@ -1083,19 +1083,17 @@ def _override(cfg: IRPOConfig, pairs: list[str]) -> IRPOConfig:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    cfg = IRPOConfig.from_preset(args.preset, **({"reward": args.reward} if args.reward else {}))
-    cfg = _override(cfg, args.set)
-    cfg.run_dir = args.run_dir or f"runs/irpo-{args.preset}-{cfg.reward}"
-    run = Path(cfg.run_dir)
+    preset = IRPOConfig.from_preset(args.preset, **({"reward": args.reward} if args.reward else {}))
+    run = Path(args.run_dir or f"runs/irpo-{args.preset}-{_override(preset, args.set).reward}")
     if run.exists() and any(run.iterdir()) and not args.resume:
         print(f"{run} already holds a run; pass --resume to continue it or choose another --run-dir", file=sys.stderr)
         return 2
-    if args.resume and (run / "config.json").exists():
-        # The run's saved config wins over the preset; explicit --set values (e.g. epochs=3 to
-        # extend a finished run) still apply on top.
-        saved = json.loads((run / "config.json").read_text())
-        cfg = _override(from_dict(IRPOConfig, saved), args.set)
-        cfg.run_dir = str(run)
+    # The run's saved config wins over the preset; explicit --set values (e.g. epochs=3 to extend
+    # a finished run) apply on top of whichever it is, and are validated against it.
+    resumed = args.resume and (run / "config.json").exists()
+    base = from_dict(IRPOConfig, json.loads((run / "config.json").read_text())) if resumed else preset
+    cfg = _override(base, args.set)
+    cfg.run_dir = str(run)
     history = IRPO(cfg).train()
     print(json.dumps([{k: v for k, v in h.items() if k != "seconds"} for h in history], indent=1, default=float))
     if args.export:
