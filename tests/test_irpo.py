@@ -343,12 +343,12 @@ def test_choice_group_near_misses_are_priced_format_errors():
 
 def test_choice_group_at_a_repeated_ad_prices_the_repeat_as_a_duplicate():
     from llm_auction_env.reward import RewardConfig
-    from mechanisms.training.irpo import choice_groups, second_variants
+    from mechanisms.training.irpo import choice_groups, insertion_variants
 
     first, again = parsing.render(SWAP_ADS[1]), parsing.render(SWAP_ADS[1])
     text = f"For water, try {first} on long runs. You could also try {again}, which suits this well."
     second = text.rindex("@" + SWAP_ADS[1].title)
-    variants = second_variants(SWAP_INST, text)
+    variants = insertion_variants(SWAP_INST, text, 1)
     assert [a for a, _ in variants] == ["Ad-12", "Ad-11", "Ad-13", None] and variants[0][1] == text
     assert variants[-1][1] == f"For water, try {first} on long runs."  # None: stop after the first ad
     for ad_id, v in variants[1:-1]:  # the first insertion and every other word kept: only the repeat changes
@@ -357,8 +357,8 @@ def test_choice_group_at_a_repeated_ad_prices_the_repeat_as_a_duplicate():
     # only a valid first insertion followed by a duplicate of it has repeat variants
     clean = f"For water, try {first} on long runs."
     two = f"Try {first}. Or {parsing.render(SWAP_ADS[0])}."
-    assert second_variants(SWAP_INST, clean) == [] and second_variants(SWAP_INST, two) == []
-    assert second_variants(SWAP_INST, f"Try @Water@[Ad-12]. Or {first}.") == []  # first one not valid
+    assert insertion_variants(SWAP_INST, clean, 1) == [] and insertion_variants(SWAP_INST, two, 1) == []
+    assert insertion_variants(SWAP_INST, f"Try @Water@[Ad-12]. Or {first}.", 1) == []  # first one not valid
 
     def ctr(batch):  # every valid insertion is clicked with probability 0.5: bid x 0.5 decides
         return [{i: 0.5 for i in parsing.valid_ids(parsing.placements(y, inst.ads))} for inst, y in batch]
@@ -376,7 +376,7 @@ def test_choice_group_at_a_repeated_ad_prices_the_repeat_as_a_duplicate():
     with_clean = choice_groups(SWAP_INST, "P:", [text, clean], ctr, RewardConfig(), delta_th=1.0, with_repeats=True)
     assert sorted(g["second"] for g in with_clean) == [False, True] and {g["answer"] for g in with_clean} == {0, 1}
     # a repeat in the first ad's own sentence has no "stop here" variant (it would drop the first ad)
-    assert [a for a, _ in second_variants(SWAP_INST, f"Try {first} or {again}. Rest.")][-1] == "Ad-13"
+    assert [a for a, _ in insertion_variants(SWAP_INST, f"Try {first} or {again}. Rest.", 1)][-1] == "Ad-13"
     # with_none: "stop after the first ad" competes at the start of the repeat's sentence, priced at
     # the first ad's reward alone (0.5 x 80 - 10), above the duplicate and below a second good ad
     more = text + " Rest often."
@@ -388,13 +388,48 @@ def test_choice_group_at_a_repeated_ad_prices_the_repeat_as_a_duplicate():
     assert stop["rewards"][2] == pytest.approx(30.0 + 0.5 * 40 - 10)
     # any_ad / with_second: a valid second ad is a choice too; here the first ad again is the duplicate
     other = f"For water, try {first} on long runs. You could also try {parsing.render(SWAP_ADS[0])}, which suits this. Rest."
-    assert second_variants(SWAP_INST, other) == []
-    assert [a for a, _ in second_variants(SWAP_INST, other, any_ad=True)] == ["Ad-11", "Ad-12", "Ad-13", None]
+    assert insertion_variants(SWAP_INST, other, 1) == []
+    assert [a for a, _ in insertion_variants(SWAP_INST, other, 1, any_ad=True)] == ["Ad-11", "Ad-12", "Ad-13", None]
     assert choice_groups(SWAP_INST, "P:", [other], ctr, RewardConfig(), delta_th=1.0, with_repeats=True, with_none=True) == []
     at2, = choice_groups(SWAP_INST, "P:", [other], ctr, RewardConfig(), delta_th=1.0, with_second=True, with_none=True)
     assert at2["second"] and at2["sampled_ad"] == "Ad-11" and at2["ad_ids"] == ["Ad-11", "Ad-12", "Ad-13", "none"]
     assert at2["rewards"][1] < 30.0 - 40 and at2["rewards"][3] == pytest.approx(30.0)  # duplicate; stop
     assert at2["rewards"][0] == pytest.approx(30.0 + 0.5 * 10 - 10)  # Ad-11 (bid 10) costs more than it earns
+
+
+def test_choice_later_poses_every_later_insertion_against_no_ad_there():
+    """With ``with_later`` an answer with three ads gives a group at each: at the third, the same
+    candidates in that place (an earlier ad there is a duplicate) against the answer without the
+    third ad's sentence, priced at the two-ad reward; without it only the second is posed (the
+    first insertion only in one-ad answers)."""
+    from llm_auction_env.reward import RewardConfig
+    from mechanisms.training.irpo import choice_groups, insertion_variants
+
+    a11, a12, a13 = (parsing.render(a) for a in SWAP_ADS)
+    text = f"Try {a12} for water. For grip, {a11} helps. At night, {a13} lights the way. Rest often."
+
+    def ctr(batch):  # every valid insertion is clicked with probability 0.5: bid x 0.5 decides
+        return [{i: 0.5 for i in parsing.valid_ids(parsing.placements(y, inst.ads))} for inst, y in batch]
+
+    third = insertion_variants(SWAP_INST, text, 2, any_ad=True)
+    assert [a for a, _ in third] == ["Ad-13", "Ad-11", "Ad-12", None]
+    assert third[-1][1] == f"Try {a12} for water. For grip, {a11} helps. Rest often."
+    assert insertion_variants(SWAP_INST, text, 3, any_ad=True) == []
+    first = insertion_variants(SWAP_INST, text, 0)
+    assert [a for a, _ in first] == ["Ad-12", "Ad-11", "Ad-13", None]
+    assert first[-1][1] == f"For grip, {a11} helps. At night, {a13} lights the way. Rest often."
+    assert insertion_variants(SWAP_INST, f"Try {a12} and {a11}. Rest.", 0)[-1][0] == "Ad-13"  # one sentence, two ads
+    kw = dict(delta_th=1.0, with_second=True, with_none=True)
+    assert sorted(g["insertion"] for g in choice_groups(SWAP_INST, "P:", [text], ctr, RewardConfig(), **kw)) == [1]  # ad_variants: only a one-ad answer has a first-insertion group
+    groups = choice_groups(SWAP_INST, "P:", [text], ctr, RewardConfig(), with_later=True, **kw)
+    assert sorted(g["insertion"] for g in groups) == [0, 1, 2]
+    g3, = [g for g in groups if g["insertion"] == 2]
+    assert g3["second"] and g3["sampled_ad"] == "Ad-13" and g3["ad_ids"][-1] == "none"
+    assert g3["context"] == "P:" + text[:text.index(" At night")]
+    two_ads = 0.5 * 80 + 0.5 * 10 - 2 * 10  # the no-ad-there option: the first two ads, each less the per-ad penalty
+    assert g3["rewards"][-1] == g3["r_none"] == pytest.approx(two_ads)
+    assert g3["rewards"][2] == pytest.approx(two_ads + 0.5 * 40 - 10)  # Ad-13 there: one more ad worth 20 - 10
+    assert g3["rewards"][0] < two_ads - 40 and g3["rewards"][1] < two_ads - 40  # earlier ads again: duplicates
 
 
 def test_choice_group_with_none_poses_the_insertion_at_the_sentence_start():
@@ -621,6 +656,7 @@ def test_shipped_adapter_is_the_quick_preset_recipe(reward):
     saved.setdefault("choice_second", False)
     saved.setdefault("choice_whether", False)
     saved.setdefault("choice_neutral_ties", False)
+    saved.setdefault("choice_later", False)
     saved["pctr"] = json.loads(json.dumps(asdict(saved_config(saved["pctr"]))))  # pCTR fields added later
     expect = json.loads(json.dumps(asdict(IRPOConfig.from_preset("quick", reward=reward))))
     unused = {"run_dir"} | ({"pctr"} if reward == "oracle" else set())  # the Oracle run fits no pCTR

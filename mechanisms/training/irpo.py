@@ -181,16 +181,24 @@ class IRPOConfig:
     otherwise leave alone (only valid titles are options without it)."""
     choice_repeats: bool = False
     """``pair_kind="choice"``: also a group at each sampled answer's repeat of its own ad (the
-    ``duplicate`` format error, Eq. 8's penalty; :func:`second_variants`), so DPO pushes the repeat
+    ``duplicate`` format error, Eq. 8's penalty; :func:`insertion_variants`), so DPO pushes the repeat
     down against the other candidates in that place (with ``choice_none`` also against "stop after
     the first ad"; without it the scored part is the markup). A policy trained on first insertions alone learnt to write its phrase and its
     high-bid ad again (session 11: duplicates 1.6 -> 6.5 per 100 answers in one epoch)."""
     choice_second: bool = False
     """``pair_kind="choice"``: a group at each sampled answer's second insertion whether it repeats
-    the first ad or is another valid one (:func:`second_variants`; ``choice_repeats`` covers the
+    the first ad or is another valid one (:func:`insertion_variants`; ``choice_repeats`` covers the
     repeats only). With ``choice_none`` its "stop after the first ad" option makes the number of
     ads a priced decision: a second ad is worth its bid x click probability less Eq. 8's per-ad
     penalty, and the user clicks less when shown more ads (price it with ``pctr.ad_load``)."""
+    choice_later: bool = False
+    """``choice_second`` at every insertion of every answer: the third, fourth, ... too, and the
+    first insertion of an answer with more than one ad (without it only one-ad answers pose the
+    first), each against "no ad there" with ``choice_none``. Without it the decision to add a
+    third ad is never posed, and the session-17/18 policies went on adding them (Oracle epoch 3:
+    2.91 ads per answer; its answers with 3 ads averaged E[reward] -8.9, with 4 ads -40), and the
+    more ads a policy writes, the fewer of its answers pose "no ad at all" (Oracle epoch 3: 18 of
+    319 groups at a first insertion)."""
     choice_none: bool = False
     """``pair_kind="choice"``: pose each group at the start of the sentence holding
     the ad, with "no ad" (the answer going on without that sentence, its next sentence scored) as
@@ -256,6 +264,8 @@ class IRPOConfig:
             raise ValueError(f"reward must be 'pctr' or 'oracle', got {self.reward!r}")
         if self.choice_whether and not (self.pair_kind == "choice" and self.choice_none):
             raise ValueError("choice_whether needs pair_kind='choice' and choice_none=True")
+        if self.choice_later and not self.choice_second:
+            raise ValueError("choice_later needs choice_second=True")
         if self.choice_neutral_ties and not self.choice_whether:
             raise ValueError("choice_neutral_ties needs choice_whether=True")
         if self.choice_bid_draws < 1:
@@ -377,19 +387,12 @@ def ad_variants(inst: AuctionInstance, response: str) -> list[tuple[str | None, 
     ``[(ad id or None, text)]`` with the response itself first: every other candidate's markup in
     the place of the inserted one, and the response without the sentence holding it (no ad). Only
     a response with exactly one insertion, valid, and no format error has variants (else ``[]``);
-    the no-ad variant is left out when that sentence is the whole answer."""
+    the no-ad variant is left out when that sentence is the whole answer
+    (:func:`insertion_variants` at its only insertion)."""
     parsed = scoring.parse(inst, response)
     if parsed.n_errors or len(parsed.placements) != 1:
         return []
-    (p,) = parsed.placements
-    out: list[tuple[str | None, str]] = [(p.ad_id, response)]
-    for ad in inst.ads:
-        if ad.ad_id != p.ad_id:
-            out.append((ad.ad_id, response[:p.start] + parsing.render(ad) + response[p.end:]))
-    without = without_sentence(response, parsed.placements, 0)
-    if without:
-        out.append((None, without))
-    return out
+    return insertion_variants(inst, response, 0)
 
 
 def without_sentence(response: str, found: Sequence, k: int) -> str:
@@ -399,24 +402,27 @@ def without_sentence(response: str, found: Sequence, k: int) -> str:
     return re.sub(r"\s+", " ", response[:start] + response[end:]).strip()
 
 
-def second_variants(inst: AuctionInstance, response: str, any_ad: bool = False) -> list[tuple[str | None, str]]:
-    """Counterfactual versions of a response at its second insertion, as ``[(ad id, text)]`` with
-    the response itself first: every other candidate's markup in the place of the second one (the
-    first insertion and the rest of the text kept; the first ad there is the ``duplicate`` format
-    error), then ``None``: the response without the second markup's sentence (stopping after one
-    ad), unless that sentence also holds the first insertion. Only a response whose first
-    insertion is valid and whose second repeats it (or, with ``any_ad``, is any valid ad or a
-    repeat) has variants; others ``[]``."""
+def insertion_variants(inst: AuctionInstance, response: str, k: int, any_ad: bool = False) -> list[tuple[str | None, str]]:
+    """Counterfactual versions of a response at its insertion ``k`` (0-based), as ``[(ad id,
+    text)]`` with the response itself first: every other candidate's markup in that place (the
+    other insertions and the rest of the text kept; an ad inserted elsewhere is there the
+    ``duplicate`` format error), then ``None``: the response without that markup's sentence (no ad
+    there), unless the sentence holds another insertion too or is the whole answer. Only a response whose first insertion
+    is valid has variants, and at ``k >= 1`` only where insertion ``k`` repeats an earlier ad (or,
+    with ``any_ad``, is any valid ad or a repeat); others ``[]``. :func:`ad_variants` is the
+    one-ad case at ``k = 0`` (no other insertion, no format error)."""
     found = scoring.parse(inst, response).placements
-    if len(found) < 2 or not found[0].valid:
+    if not 0 <= k < len(found) or not found[0].valid:
         return []
-    p = found[1]
-    if not (p.error == "duplicate" or (any_ad and p.valid)):
+    p = found[k]
+    if k and not (p.error == "duplicate" or (any_ad and p.valid)):
         return []
     out = [(p.ad_id, response)] + [(ad.ad_id, response[:p.start] + parsing.render(ad) + response[p.end:])
                                    for ad in inst.ads if ad.ad_id != p.ad_id]
-    if parsing.sentence_span(response, found, 1)[0] >= found[0].end:
-        out.append((None, without_sentence(response, found, 1)))
+    start, end = parsing.sentence_span(response, found, k)
+    if (k == 0 or start >= found[k - 1].end) and (k == len(found) - 1 or end <= found[k + 1].start):
+        if without := without_sentence(response, found, k):
+            out.append((None, without))
     return out
 
 
@@ -426,7 +432,7 @@ def scored_variants(
     reward_config: RewardConfig, variants_of: Callable[[AuctionInstance, str], list] = ad_variants,
 ) -> list[tuple[str, list[tuple[str | None, str]], list[float]]]:
     """``(response, its variants, their Eq. 5 rewards)`` for each response that has variants
-    (``variants_of``: :func:`ad_variants` or :func:`second_variants`), all variants scored in one
+    (``variants_of``: :func:`ad_variants` or :func:`insertion_variants`), all variants scored in one
     ``reward_model`` call (pCTR or exact click probabilities)."""
     sets = [(y, v) for y in responses if len(v := variants_of(inst, y)) >= 2]
     flat = [(inst, text) for _, variants in sets for _, text in variants]
@@ -476,7 +482,7 @@ def choice_groups(
     inst: AuctionInstance, prompt: str, responses: Sequence[str],
     reward_model: Callable[[list[tuple[AuctionInstance, str]]], list[dict[str, float]]],
     reward_config: RewardConfig, delta_th: float, max_groups: int = 0, with_near_misses: bool = False,
-    with_repeats: bool = False, with_none: bool = False, with_second: bool = False,
+    with_repeats: bool = False, with_none: bool = False, with_second: bool = False, with_later: bool = False,
 ) -> list[dict]:
     """The ad choice of each sampled response with one clean insertion, as a group for
     :mod:`mechanisms.training.choice_dpo`: ``context`` (``prompt`` + the answer up to its markup),
@@ -486,9 +492,11 @@ def choice_groups(
     :func:`near_misses` of the sampled ad follow as options too, scored the same way (the answer
     with that text in place, so Eq. 8's format penalty prices them; ``ad_ids`` holds their kind).
     With ``with_repeats`` a response that inserts its ad and then writes the same ad again gives a
-    group at the repeat (:func:`second_variants`; ``second: True``): the same options in the
+    group at the repeat (:func:`insertion_variants`; ``second: True``): the same options in the
     context up to the second markup, the repeat priced as the duplicate it is; ``with_second`` does
-    the same at a valid second ad too. With ``with_none``
+    the same at a valid second ad too, and ``with_later`` at every insertion of every answer,
+    later ones and the first of a many-ad answer (:func:`insertion_variants`; ``insertion``: its
+    0-based index). With ``with_none``
     a group whose ad sentence is followed by more text starts at that sentence instead
     (``context`` ends before it; every option carries the sentence's words up to the markup) and
     has one more option, ``ad_ids`` ``"none"``: the answer without that sentence, its next sentence
@@ -499,13 +507,20 @@ def choice_groups(
     out, miss_texts = [], []
     options = [parsing.render(a) for a in inst.ads]
     title_ends = [parsing.title_end(o) for o in options]
-    points = [(False, *v) for v in scored_variants(inst, responses, reward_model, reward_config)]
+    points = [(0, *v) for v in scored_variants(inst, responses, reward_model, reward_config)]
+    n_found = {y: len(scoring.parse(inst, y).placements) for y in responses}
+    if with_later:  # the first insertion of the many-ad answers (ad_variants has the one-ad ones)
+        many = [y for y in responses if n_found[y] > 1]
+        at_0 = functools.partial(insertion_variants, k=0)
+        points += [(0, *v) for v in scored_variants(inst, many, reward_model, reward_config, at_0)]
     if with_repeats or with_second:
-        at_second = functools.partial(second_variants, any_ad=with_second)
-        points += [(True, *v) for v in scored_variants(inst, responses, reward_model, reward_config, at_second)]
-    for second, response, variants, rewards in points:
+        most = max(n_found.values(), default=0)
+        for k in range(1, most if with_later else min(most, 2)):
+            at_k = functools.partial(insertion_variants, any_ad=with_second, k=k)
+            points += [(k, *v) for v in scored_variants(inst, responses, reward_model, reward_config, at_k)]
+    for k, response, variants, rewards in points:
         found = scoring.parse(inst, response).placements
-        p = found[int(second)]
+        p = found[k]
         by_ad = {ad_id: r for (ad_id, _), r in zip(variants, rewards)}
         r = [by_ad[a.ad_id] for a in inst.ads]
         if max(r) - min(r) <= delta_th:
@@ -515,9 +530,9 @@ def choice_groups(
              "ad_ids": [a.ad_id for a in inst.ads] + [kind for kind, _, _ in misses],
              "title_ends": title_ends + [end for _, _, end in misses],
              "rewards": r, "sampled_ad": p.ad_id, "answer": responses.index(response),
-             "r_none": by_ad.get(None), "r_w": max(r), "r_l": min(r), "second": second}
+             "r_none": by_ad.get(None), "r_w": max(r), "r_l": min(r), "second": k > 0, "insertion": k}
         if with_none and g["r_none"] is not None:
-            g = _with_none_option(g, prompt, response, found, int(second))
+            g = _with_none_option(g, prompt, response, found, k)
         out.append(g)
         miss_texts.append([response[:p.start] + text + response[p.end:] for _, text, _ in misses])
     # the near misses of every group priced in one reward-model call, like the variants
@@ -780,7 +795,7 @@ class IRPO:
                         inst_d, prompt_d, responses, reward_model, cfg.reward_config, cfg.delta_th,
                         cfg.max_pairs_per_query, with_near_misses=cfg.choice_near_misses,
                         with_repeats=cfg.choice_repeats, with_none=cfg.choice_none,
-                        with_second=cfg.choice_second)]
+                        with_second=cfg.choice_second, with_later=cfg.choice_later)]
                 continue
             if cfg.pair_kind == "swap":
                 pairs = swap_pairs(inst, responses, reward_model, cfg.reward_config, cfg.delta_th, cfg.max_pairs_per_query)
