@@ -31,7 +31,8 @@ metrics), ``results.csv`` (long format), ``per_query.csv``, ``leaderboard.png`` 
 and ``checkpoints/<mechanism>.jsonl``: finished batches are appended there, so an interrupted run
 resumes where it stopped when started again with the same configuration. ``--reuse NAME=DIR``
 reads a row from an earlier run's folder instead of running it (e.g. a new trained policy against
-the same MOSAIC row): that run's config must agree on every field that defines the rows.
+the same MOSAIC row): that run's config must agree on every field that defines the rows, and the
+row's checkpoint fingerprint on the model weights, prompt template and served adapter.
 
 Presets: ``quick`` (30 queries, 10 ads, compact prompt, 128 new tokens, MOSAIC M=4) and ``paper``
 (3000 queries, 100 ads, the App. B prompt, 2048 new tokens, MOSAIC M=20). The reward model of
@@ -321,6 +322,33 @@ def reused_rows(name: str, folder: str | Path, cfg: LeaderboardConfig, query_ids
     return recs, old["mechanisms"][name]["label"], f"{folder} (commit {old.get('meta', {}).get('git_commit')})"
 
 
+def check_reused_fingerprint(name: str, folder: str | Path, cfg: LeaderboardConfig, backend: Any, click_model: Any) -> None:
+    """``ValueError`` unless row ``name`` of the earlier leaderboard in ``folder`` ran what this
+    config's row would: its checkpoint header carries the :func:`_fingerprint` of the mechanism
+    built here (the model's weights, the prompt template and a trained policy's adapter bytes,
+    which the config and kwargs that :func:`reused_rows` compares do not show). The mechanism is
+    built only to be fingerprinted; a backend of its own (a trained policy's server) is closed."""
+    from mechanisms.base import make_mechanism
+
+    path = Path(folder) / "checkpoints" / f"{name}.jsonl"
+    try:
+        theirs = json.loads(path.read_text().split("\n", 1)[0]).get("fingerprint")
+    except (OSError, json.JSONDecodeError, AttributeError) as err:
+        raise ValueError(f"reuse {name!r}: cannot read the fingerprint of {path} ({err}); run the row instead") from err
+    mech = make_mechanism(name, **mechanism_kwargs(name, cfg, backend, click_model))
+    try:
+        mine = _fingerprint(name, cfg, mech)
+    finally:
+        own = getattr(mech, "backend", backend)
+        if own is not backend and hasattr(own, "close"):
+            own.close()
+    if theirs != mine:
+        adapter = getattr(mech, "adapter", None)
+        raise ValueError(f"reuse {name!r}: {folder} ran another model, prompt template"
+                         f"{' or adapter (now ' + str(adapter) + ')' if adapter is not None else ''}: "
+                         f"fingerprint {theirs}, this row's {mine}")
+
+
 def _fingerprint(name: str, cfg: LeaderboardConfig, mech: Any = None) -> str:
     """Checkpoint key: the run config, the mechanism's kwargs, the model's weights
     (``models.model_fingerprint``: the shipped warm start's hash for ``embedded``), the prompt
@@ -486,6 +514,9 @@ def run_leaderboard(config: LeaderboardConfig | dict | None = None, *, backend: 
         options = {"threads": cfg.threads} if cfg.threads and cfg.backend in ("transformers", "auto", "llamacpp") else {}
         backend = ModelConfig(backend=cfg.backend, model=cfg.model, sampling=cfg.sampling, batch_size=cfg.batch_size,
                               options=options).make()
+
+    for name, folder in cfg.reuse.items():  # the rows reused are the rows this config would run
+        check_reused_fingerprint(name, folder, cfg, backend, click_model)
 
     # Baseline first (paired differences need it); trained policies (each on its own backend) last.
     names = sorted(cfg.mechanisms, key=lambda n: (n != BASELINE, n in OPTIONAL))
@@ -687,7 +718,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mechanism-kwargs", help='JSON: {"llm_auction": {"adapter": "path"}}')
     p.add_argument("--no-resume", action="store_true", help="ignore checkpoints in --out")
     p.add_argument("--reuse", action="append", metavar="NAME=DIR",
-                   help="read row NAME from an earlier leaderboard folder DIR (same config and queries, checked) "
+                   help="read row NAME from an earlier leaderboard folder DIR (same config, queries, model, prompt and adapter: checked) "
                         "instead of running it; repeatable")
     p.add_argument("--compare", action="append", metavar="A:B",
                    help="report the paired difference A - B of two rows (repeatable; default: "

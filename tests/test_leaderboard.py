@@ -46,7 +46,7 @@ class CountingBackend:
         return self.inner.logprobs(*a, **k)
 
 
-def test_leaderboard_end_to_end_on_tiny_model(tiny_llama, tmp_path):
+def test_leaderboard_end_to_end_on_tiny_model(tiny_llama, tmp_path, monkeypatch):
     pytest.importorskip("llm_auction_env.prompts")
     from llm_auction_env.llm.transformers_backend import TransformersBackend
 
@@ -153,6 +153,23 @@ def test_leaderboard_end_to_end_on_tiny_model(tiny_llama, tmp_path):
         w.writerows(old_rows)
     res6 = lb.run_leaderboard(dataclasses.replace(cfg3, out=str(tmp_path / "lb6")), backend=backend, click_model=users)
     assert backend.calls == before and json.dumps(res6["mechanisms"]) == json.dumps(res3["mechanisms"])
+    # A row is reused only if it ran what this config would run: same config and kwargs, and the
+    # same model weights, prompt template and adapter (the checkpoint header's fingerprint).
+    from llm_auction_env.llm import models
+
+    warm = tmp_path / "other-warm-start"
+    warm.mkdir()
+    (warm / "adapter_config.json").write_text("{}")
+    (warm / "adapter_model.safetensors").write_bytes(b"retrained")
+    monkeypatch.setattr(models, "WARMSTART_DIR", warm)
+    with pytest.raises(ValueError, match="reuse 'pretrained': .* ran another model, prompt template"):
+        lb.run_leaderboard(dataclasses.replace(cfg3, out=str(tmp_path / "lb7")), backend=backend, click_model=users)
+    monkeypatch.undo()
+    ck = out / "checkpoints" / "gsp_slot.jsonl"
+    ck.write_text("a header lost\n" + ck.read_text().split("\n", 1)[1])
+    with pytest.raises(ValueError, match="reuse 'gsp_slot': cannot read the fingerprint"):
+        lb.run_leaderboard(dataclasses.replace(cfg3, out=str(tmp_path / "lb8")), backend=backend, click_model=users)
+    assert backend.calls == before
 
 
 def test_cli_help(capsys):
