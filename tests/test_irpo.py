@@ -657,6 +657,7 @@ def test_shipped_adapter_is_the_quick_preset_recipe(reward):
     saved.setdefault("choice_whether", False)
     saved.setdefault("choice_neutral_ties", False)
     saved.setdefault("choice_later", False)
+    saved.setdefault("choice_cap", "gap")
     saved["pctr"] = json.loads(json.dumps(asdict(saved_config(saved["pctr"]))))  # pCTR fields added later
     expect = json.loads(json.dumps(asdict(IRPOConfig.from_preset("quick", reward=reward))))
     unused = {"run_dir"} | ({"pctr"} if reward == "oracle" else set())  # the Oracle run fits no pCTR
@@ -722,3 +723,25 @@ def test_train_resume_applies_set_to_the_saved_config_not_the_preset(tmp_path, m
     assert cfg.run_dir == str(tmp_path)
     with pytest.raises(SystemExit, match="choice_neutral_ties needs choice_whether"):
         irpo.main(["--run-dir", str(tmp_path / "new"), "--set", "choice_neutral_ties=true", "choice_whether=false"])
+
+
+def test_cap_answers_by_gap_or_at_random_keeps_whole_answers():
+    """``gap`` keeps the answers with the largest reward gap; ``random`` a seeded draw that also
+    reaches the small-gap answers; either way whole answers (all their groups) in query order."""
+    import numpy as np
+
+    from mechanisms.training.irpo import _cap_answers
+
+    groups = [{"i": i, "answer": a, "r_w": float(10 * i + a), "r_l": 0.0, "k": k}
+              for i in range(10) for a in range(2) for k in range(2)]  # 20 answers, 2 groups each
+    by_gap = _cap_answers(groups, 6)
+    assert {(g["i"], g["answer"]) for g in by_gap} == {(9, 1), (9, 0), (8, 1)} and len(by_gap) == 6
+    draws = [_cap_answers(groups, 6, np.random.default_rng(s)) for s in range(20)]
+    for d in draws:
+        assert len(d) == 6 and [(g["i"], g["answer"]) for g in d] == sorted((g["i"], g["answer"]) for g in d)
+        assert all(sum(1 for h in d if (h["i"], h["answer"]) == (g["i"], g["answer"])) == 2 for g in d)
+    assert _cap_answers(groups, 6, np.random.default_rng(3)) == draws[3]  # seeded
+    reached = {(g["i"], g["answer"]) for d in draws for g in d}
+    assert len(reached) > 12 and ((0, 0) in reached or (0, 1) in reached)  # the smallest gaps too
+    with pytest.raises(ValueError, match="choice_cap"):
+        IRPOConfig(choice_cap="largest")
