@@ -332,7 +332,8 @@ def check_reused_fingerprint(name: str, folder: str | Path, cfg: LeaderboardConf
 
     path = Path(folder) / "checkpoints" / f"{name}.jsonl"
     try:
-        theirs = json.loads(path.read_text().split("\n", 1)[0]).get("fingerprint")
+        with open(path) as f:
+            theirs = json.loads(f.readline()).get("fingerprint")
     except (OSError, json.JSONDecodeError, AttributeError) as err:
         raise ValueError(f"reuse {name!r}: cannot read the fingerprint of {path} ({err}); run the row instead") from err
     mech = make_mechanism(name, **mechanism_kwargs(name, cfg, backend, click_model))

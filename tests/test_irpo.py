@@ -702,6 +702,7 @@ def test_train_resume_applies_set_to_the_saved_config_not_the_preset(tmp_path, m
     run's settings (``choice_neutral_ties`` needs its ``choice_whether``) is accepted, the saved
     fields are kept; the same ``--set`` on the preset alone is refused with a clear message."""
     from dataclasses import asdict
+    from pathlib import Path
 
     import mechanisms.training.irpo as irpo
 
@@ -723,6 +724,15 @@ def test_train_resume_applies_set_to_the_saved_config_not_the_preset(tmp_path, m
     assert cfg.run_dir == str(tmp_path)
     with pytest.raises(SystemExit, match="choice_neutral_ties needs choice_whether"):
         irpo.main(["--run-dir", str(tmp_path / "new"), "--set", "choice_neutral_ties=true", "choice_whether=false"])
+    # the default run dir (named by the reward --set may choose) is found without validating
+    # the other --set values against the preset
+    default = tmp_path / "runs" / "irpo-quick-oracle"
+    default.mkdir(parents=True)
+    (default / "config.json").write_text(json.dumps(asdict(saved), default=list))
+    monkeypatch.chdir(tmp_path)
+    assert irpo.main(["--resume", "--set", "reward=oracle", "choice_neutral_ties=true"]) == 0
+    assert seen[-1].run_dir == str(Path("runs") / "irpo-quick-oracle") and seen[-1].choice_neutral_ties
+    assert seen[-1].reward == "oracle" and seen[-1].n_queries == 7
 
 
 def test_cap_answers_by_gap_or_at_random_keeps_whole_answers():

@@ -516,18 +516,18 @@ def choice_groups(
     options = [parsing.render(a) for a in inst.ads]
     title_ends = [parsing.title_end(o) for o in options]
     points = [(0, *v) for v in scored_variants(inst, responses, reward_model, reward_config)]
-    n_found = {y: len(scoring.parse(inst, y).placements) for y in responses}
+    found_in = {y: scoring.parse(inst, y).placements for y in responses}
     if with_later:  # the first insertion of the many-ad answers (ad_variants has the one-ad ones)
-        many = [y for y in responses if n_found[y] > 1]
+        many = [y for y in responses if len(found_in[y]) > 1]
         at_0 = functools.partial(insertion_variants, k=0)
         points += [(0, *v) for v in scored_variants(inst, many, reward_model, reward_config, at_0)]
     if with_repeats or with_second:
-        most = max(n_found.values(), default=0)
+        most = max(map(len, found_in.values()), default=0)
         for k in range(1, most if with_later else min(most, 2)):
             at_k = functools.partial(insertion_variants, any_ad=with_second, k=k)
             points += [(k, *v) for v in scored_variants(inst, responses, reward_model, reward_config, at_k)]
     for k, response, variants, rewards in points:
-        found = scoring.parse(inst, response).placements
+        found = found_in[response]
         p = found[k]
         by_ad = {ad_id: r for (ad_id, _), r in zip(variants, rewards)}
         r = [by_ad[a.ad_id] for a in inst.ads]
@@ -1110,7 +1110,11 @@ def _override(cfg: IRPOConfig, pairs: list[str]) -> IRPOConfig:
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     preset = IRPOConfig.from_preset(args.preset, **({"reward": args.reward} if args.reward else {}))
-    run = Path(args.run_dir or f"runs/irpo-{args.preset}-{_override(preset, args.set).reward}")
+    try:  # the default run dir names the reward, which --set may choose; the rest is validated below
+        reward = parse_assignments(args.set).get("reward", preset.reward).strip()
+    except ValueError as err:
+        raise SystemExit(f"llm-auction train --set: {err}")
+    run = Path(args.run_dir or f"runs/irpo-{args.preset}-{reward}")
     if run.exists() and any(run.iterdir()) and not args.resume:
         print(f"{run} already holds a run; pass --resume to continue it or choose another --run-dir", file=sys.stderr)
         return 2
