@@ -738,8 +738,6 @@ def test_train_resume_applies_set_to_the_saved_config_not_the_preset(tmp_path, m
 def test_cap_answers_by_gap_or_at_random_keeps_whole_answers():
     """``gap`` keeps the answers with the largest reward gap; ``random`` a seeded draw that also
     reaches the small-gap answers; either way whole answers (all their groups) in query order."""
-    import numpy as np
-
     from mechanisms.training.irpo import _cap_answers
 
     groups = [{"i": i, "answer": a, "r_w": float(10 * i + a), "r_l": 0.0, "k": k}
