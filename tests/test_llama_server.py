@@ -272,6 +272,25 @@ def test_bad_model_file_fails_with_the_log(tmp_path):
     assert str(tmp_path) in str(err.value) and not server.running
 
 
+def test_servers_sleep_while_waiting_unless_told_otherwise(engine):
+    """`--poll 0` reaches the process (spinning servers starve each other on shared cores); a
+    user's `extra_args` come last and win; a level outside llama.cpp's range is refused."""
+    from llm_auction_env.llm.llama_server import LlamaServer
+
+    def served_poll(server):
+        args = open(f"/proc/{server.process.pid}/cmdline", "rb").read().split(b"\0")
+        return [args[i + 1].decode() for i, a in enumerate(args[:-1]) if a == b"--poll"]
+
+    assert served_poll(engine.server) == ["0"]
+    spinning = LlamaServer(engine.gguf_path, slots=1, ctx=256, threads=1, extra_args=["--poll", "50"]).start()
+    try:
+        assert served_poll(spinning) == ["0", "50"]  # the last one is the one llama.cpp keeps
+    finally:
+        spinning.stop()
+    with pytest.raises(ValueError, match="poll"):
+        LlamaServer(engine.gguf_path, poll=101)
+
+
 def _next_token_reference(hf, chat, s):
     """The fp32 transformers next-token distribution after top-k, temperature, top-p (in that order)."""
     import torch

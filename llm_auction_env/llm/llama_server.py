@@ -15,7 +15,9 @@ on it) from the llama.cpp sources vendored in the ``llama-cpp-python`` sdist on 
                          ``convert_lora_to_gguf.py``, cached under ``<cache>/lora-gguf/<sha256 of its files>``
 =======================  ======================================================================================
 
-Server flags: ``-t threads -c ctx -np slots`` (each slot gets ``ctx / slots`` tokens), ``--lora`` for every
+Server flags: ``-t threads -c ctx -np slots`` (each slot gets ``ctx / slots`` tokens), ``--poll 0``
+(threads sleep instead of spinning while they wait for work: the same speed alone, and three times the
+speed when two servers share two cores; see ``LlamaServer``), ``--lora`` for every
 adapter given, with ``--lora-init-without-apply`` so a request chooses its adapter (the ``lora`` field:
 ``[{"id": i, "scale": 1.0}]``) and the base model stays the default. Logs go to
 ``<cache>/logs/llama-server-<port>.log``.
@@ -106,7 +108,15 @@ def _dies_with_parent(cmd: list[str]) -> list[str]:
 
 
 class LlamaServer:
-    """One managed ``llama-server`` process (see the module docstring)."""
+    """One managed ``llama-server`` process (see the module docstring).
+
+    ``poll`` is llama.cpp's ``--poll`` (0-100: how long a thread spins before it sleeps while it
+    waits for work; llama.cpp's default is 50). Ours is 0. Measured in session 21
+    (``benchmarks/results/engine-poll/``, 32 chats x 64 tokens, 2 threads per server, 2 cores):
+    alone, 479 tok/s at 0 against 467 at 50; two servers at once, 32 tok/s each at 0 against 11 at
+    50 (their spinning threads take each other's cores). One thread per server is faster still when
+    two share the cores (about 360 each), which ``auto_threads`` picks when it sees the other job.
+    A user's ``extra_args`` come last and override it."""
 
     def __init__(
         self,
@@ -117,6 +127,7 @@ class LlamaServer:
         ctx: int = 8192,
         slots: int = 16,
         batch: int = 512,
+        poll: int = 0,
         extra_args: Sequence[str] = (),
         binary: str | os.PathLike | None = None,
         startup_timeout: float = 120.0,
@@ -124,7 +135,9 @@ class LlamaServer:
     ) -> None:
         self.model = Path(model)
         self.loras = [Path(p) for p in loras]
-        self.threads, self.ctx, self.slots, self.batch = threads, ctx, slots, batch
+        if not 0 <= poll <= 100:
+            raise ValueError(f"poll must be in [0, 100] (llama.cpp's --poll), got {poll}")
+        self.threads, self.ctx, self.slots, self.batch, self.poll = threads, ctx, slots, batch, poll
         self.extra_args = list(extra_args)
         self.binary = Path(binary) if binary else None
         self.startup_timeout = startup_timeout
@@ -154,7 +167,7 @@ class LlamaServer:
         cmd = [
             str(binary), "-m", str(self.model), "--host", "127.0.0.1", "--port", str(port),
             "-t", str(self.threads), "-tb", str(self.threads), "-c", str(self.ctx), "-np", str(self.slots),
-            "-b", str(self.batch), "--no-webui", "--metrics",
+            "-b", str(self.batch), "--poll", str(self.poll), "--no-webui", "--metrics",
         ]
         for lora in self.loras:
             cmd += ["--lora", str(lora)]
