@@ -278,7 +278,9 @@ def test_servers_sleep_while_waiting_unless_told_otherwise(engine):
     from llm_auction_env.llm.llama_server import LlamaServer
 
     def served_poll(server):
-        args = open(f"/proc/{server.process.pid}/cmdline", "rb").read().split(b"\0")
+        from pathlib import Path
+
+        args = Path(f"/proc/{server.process.pid}/cmdline").read_bytes().split(b"\0")
         return [args[i + 1].decode() for i, a in enumerate(args[:-1]) if a == b"--poll"]
 
     assert served_poll(engine.server) == ["0"]
