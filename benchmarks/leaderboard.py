@@ -68,10 +68,14 @@ from llm_auction_env.prompts import STYLES
 from llm_auction_env.reward import RewardConfig
 
 BASELINE = "pretrained"
-DEFAULT_MECHANISMS = ("pretrained", "mosaic", "rag_auction", "gsp_slot", "llm_auction", "llm_auction_oracle")
-OPTIONAL = ("llm_auction", "llm_auction_oracle")
-"""Skipped with a note (not an error) when not registered or not constructible."""
-COMPARISONS = (("llm_auction", "mosaic"), ("llm_auction_oracle", "mosaic"), ("llm_auction_oracle", "llm_auction"))
+DEFAULT_MECHANISMS = ("pretrained", "mosaic", "rag_auction", "gsp_slot", "llm_auction", "llm_auction_oracle",
+                      "llm_auction_reserve", "llm_auction_oracle_reserve")
+OPTIONAL = ("llm_auction", "llm_auction_oracle", "llm_auction_reserve", "llm_auction_oracle_reserve")
+"""The trained policies (each on its own backend): skipped with a note (not an error) when not
+registered or not constructible."""
+COMPARISONS = (("llm_auction", "mosaic"), ("llm_auction_oracle", "mosaic"), ("llm_auction_oracle", "llm_auction"),
+               ("llm_auction_reserve", "mosaic"), ("llm_auction_oracle_reserve", "llm_auction_reserve"),
+               ("llm_auction_reserve", "llm_auction"))
 """Default ``(A, B)`` rows whose paired difference ``A - B`` is reported besides ``vs pretrained``."""
 
 @dataclass
@@ -233,7 +237,8 @@ def mechanism_kwargs(name: str, cfg: LeaderboardConfig, backend: Any, click_mode
     accepts, plus the user's overrides (a ``"sampling"`` dict replaces only the fields it names,
     e.g. ``{"llm_auction": {"sampling": {"temperature": 0.3}}}``)."""
     ctr = "pctr" if cfg.pctr_path else click_model.click_probs
-    common = dict(backend=backend, sampling=cfg.sampling, prompt_style=cfg.prompt_style, batch_size=cfg.batch_size)
+    common = dict(backend=backend, sampling=cfg.sampling, prompt_style=cfg.prompt_style, batch_size=cfg.batch_size,
+                  reward=cfg.reward, click_model=cfg.click_model)
     specific = {"mosaic": dict(n_candidates=cfg.mosaic_m, tau=cfg.mosaic_tau, ctr=ctr,
                                importance_weights=cfg.mosaic_importance_weights, pctr_path=cfg.pctr_path,
                                click_model=cfg.click_model, reward=cfg.reward)}.get(name, {})
@@ -270,7 +275,9 @@ def label(name: str, mech: Any, cfg: LeaderboardConfig) -> str:
     own = [f"{f.name} {getattr(sampling, f.name):g}" for f in dataclasses.fields(Sampling) if f.name != "seed"
            and isinstance(sampling, Sampling) and getattr(sampling, f.name) != getattr(cfg.sampling, f.name)
            and isinstance(getattr(sampling, f.name), (int, float))]
-    notes = ([f"{style} prompt"] if style != cfg.prompt_style else []) + (["constrained markup"] if constrained else []) + own
+    reserve = getattr(mech, "reserve_label", None)
+    reserve = [f"reserve on {reserve}, tau {mech.config.reserve_tau:g}"] if reserve else []
+    notes = ([f"{style} prompt"] if style != cfg.prompt_style else []) + (["constrained markup"] if constrained else []) + own + reserve
     return f"{name} ({', '.join(notes)})" if notes else name
 
 
@@ -366,6 +373,11 @@ def _fingerprint(name: str, cfg: LeaderboardConfig, mech: Any = None) -> str:
     adapter = getattr(mech, "adapter", None)
     if adapter is not None:
         keep["adapter_sha256"] = adapter_hash(adapter)
+    reserve = getattr(mech, "reserve_label", None)
+    if reserve:  # a pCTR reserve: the checkpoint's bytes, as for the adapter
+        kind, _, path = reserve.partition(":")
+        keep["reserve"] = hashlib.sha256(b"".join(f.read_bytes() for f in sorted(Path(path).iterdir()) if f.is_file())
+                                         ).hexdigest() if kind == "pctr" else reserve
     return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -434,7 +446,8 @@ def checkpoint_responses(folder: str | Path, name: str) -> dict[str, str]:
 def _record(inst, alloc, outcome, pay: np.ndarray) -> dict:
     clicks = float(sum(outcome.clicks.values()))
     payments = float(np.sum(pay))
-    extra = {k: v for k, v in alloc.extra.items() if k in ("selected", "winners", "winner", "ctr_source", "quality_source", "n_dropped")}
+    extra = {k: v for k, v in alloc.extra.items() if k in ("selected", "winners", "winner", "ctr_source", "quality_source", "n_dropped",
+                                                       "reserve_dropped")}
     return {
         "query_id": inst.query_id, "response": alloc.response, "revenue": outcome.revenue, "reward": outcome.reward,
         **_expected_fields(outcome),

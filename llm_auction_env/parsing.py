@@ -119,3 +119,11 @@ def sentence_span(text: str, found: Sequence[Placement], k: int) -> tuple[int, i
     ends = sentence_ends(text, found)
     return (max([e for e in ends if e <= found[k].start], default=0),
             min([e for e in ends if e >= found[k].end], default=len(text)))
+
+
+def without_sentence(text: str, found: Sequence[Placement], k: int) -> str:
+    """``text`` without the sentence holding markup ``found[k]`` (:func:`sentence_span`), its
+    whitespace collapsed: the "no ad here" counterfactual of IRPO's whether groups and of
+    LLM-Auction's reserve."""
+    start, end = sentence_span(text, found, k)
+    return re.sub(r"\s+", " ", text[:start] + text[end:]).strip()

@@ -5,7 +5,7 @@ the reward. Mechanisms are registered by name and built with :func:`make_mechani
 """
 from __future__ import annotations
 
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -32,6 +32,26 @@ def first_price_per_click(inst: AuctionInstance, alloc: Allocation, outcome: Out
 
 
 MECHANISMS: Registry[Mechanism] = Registry("mechanism")
+
+CtrFn = Callable[[Sequence[tuple[AuctionInstance, str]]], list[dict[str, float]]]
+"""A reward model's click probabilities: (instance, response) pairs -> ``{ad_id: prob}`` per pair
+(valid placements only), as a click model's ``click_probs`` gives them."""
+
+
+def make_ctr_fn(ctr: Any, pctr_path: str | None = None, click_model: str = "semantic") -> tuple[CtrFn, str]:
+    """The reward model's click probabilities and a label for result tables."""
+    if callable(ctr):
+        return ctr, getattr(ctr, "__name__", "custom")
+    if ctr == "click_model":
+        from llm_auction_env.users.base import make_click_model
+
+        return make_click_model(click_model).click_probs, f"oracle:{click_model}"
+    if ctr == "pctr":
+        from mechanisms.training.pctr import PCTRModel
+
+        model = PCTRModel.load(pctr_path)
+        return model.predict, f"pctr:{pctr_path}"
+    raise ValueError(f"unknown ctr {ctr!r}")
 
 
 def mechanism_options(name: str) -> frozenset[str]:

@@ -87,7 +87,7 @@ class GspSlot:
         if self.config.quality == "relevance":
             self.quality_label, self._ctr_fn = "relevance", None
         else:
-            from .mosaic import make_ctr_fn
+            from .base import make_ctr_fn
 
             self._ctr_fn, self.quality_label = make_ctr_fn(self.config.quality, self.config.pctr_path,
                                                            self.config.click_model)

@@ -65,7 +65,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from scipy.special import logsumexp, softmax
@@ -75,11 +75,8 @@ from llm_auction_env.reward import RewardConfig
 from llm_auction_env.scoring import parse_batch, score
 from llm_auction_env.types import Allocation, AuctionInstance, InferenceCost, Outcome
 
-from .base import MECHANISMS
+from .base import MECHANISMS, make_ctr_fn
 from llm_auction_env.ad_llm import resolve_backend, sampling_for
-
-CtrFn = Callable[[Sequence[tuple[AuctionInstance, str]]], list[dict[str, float]]]
-
 
 # --------------------------------------------------------------------------- pure math
 def selection_probs(rewards: np.ndarray, log_rho: np.ndarray, tau: float) -> np.ndarray:
@@ -162,22 +159,6 @@ class MosaicConfig:
             raise ValueError("ctr='pctr' needs pctr_path (a trained pCTR checkpoint)")
         if not (callable(self.ctr) or self.ctr in ("pctr", "click_model")):
             raise ValueError(f"ctr must be 'pctr', 'click_model' or a callable, got {self.ctr!r}")
-
-
-def make_ctr_fn(ctr: Any, pctr_path: str | None = None, click_model: str = "semantic") -> tuple[CtrFn, str]:
-    """The reward model's click probabilities and a label for result tables."""
-    if callable(ctr):
-        return ctr, getattr(ctr, "__name__", "custom")
-    if ctr == "click_model":
-        from llm_auction_env.users.base import make_click_model
-
-        return make_click_model(click_model).click_probs, f"oracle:{click_model}"
-    if ctr == "pctr":
-        from .training.pctr import PCTRModel
-
-        model = PCTRModel.load(pctr_path)
-        return model.predict, f"pctr:{pctr_path}"
-    raise ValueError(f"unknown ctr {ctr!r}")
 
 
 @MECHANISMS.register("mosaic")

@@ -180,6 +180,43 @@ def test_llm_auction_mechanism_serves_trained_adapter(uninterrupted, tiny_llama,
         make_mechanism("llm_auction_oracle", backend=backend, adapter=str(tmp_path / "missing"))
 
 
+def test_llm_auction_reserve_serves_the_policy_response_through_its_own_pctr(uninterrupted, tmp_path):
+    """``llm_auction_reserve``: the policy's response, then mechanisms/reserve.py on the pCTR saved
+    beside the policy (the run's epoch folder); ``llm_auction`` serves the same text untouched."""
+    import shutil
+
+    from llm_auction_env.llm.base import Completion
+    from mechanisms.base import make_mechanism
+    from mechanisms.reserve import apply_reserve
+    from mechanisms.training.pctr import PCTRModel
+
+    class Fixed:  # a TextBackend that always writes the same two-ad answer
+        def generate(self, chats, n=1, sampling=None, **kwargs):
+            return [[Completion(text, 10, 5)] for _ in chats]
+
+    run, _ = uninterrupted
+    text = f"Here is a plan. Try {parsing.render(ADS[0])} today. Or {parsing.render(ADS[1])} instead. Good luck."
+    insts = [AuctionInstance("q?", UserProfile("u", "x"), ADS, np.array(b, float)) for b in ([5e3, 0.0, 1.0], [0.0, 0.0, 0.0])]
+    plain = make_mechanism("llm_auction", backend=Fixed(), adapter=str(run / "epoch_01"))
+    assert [a.response for a in plain.allocate(insts, np.random.default_rng(0))] == [text, text]
+    mech = make_mechanism("llm_auction_reserve", backend=Fixed(), adapter=str(run / "epoch_01"))
+    assert mech.reserve_label == f"pctr:{run / 'epoch_01' / 'pctr'}" and mech.config.reserve == "pctr"
+    allocs = mech.allocate(insts, np.random.default_rng(0))
+    predict = PCTRModel.load(run / "epoch_01" / "pctr").predict
+    assert [(a.response, a.extra["reserve_dropped"]) for a in allocs] == apply_reserve([(i, text) for i in insts], predict)
+    assert allocs[1].response == "Here is a plan. Good luck."  # no bid pays for its place: both sentences go
+    assert allocs[0].response == f"Here is a plan. Try {parsing.render(ADS[0])} today. Good luck."  # a zero bid never pays
+    assert all(a.cost.llm_calls == 1 for a in allocs)
+    bare = tmp_path / "bare"
+    shutil.copytree(run / "epoch_01" / "policy", bare)
+    with pytest.raises(FileNotFoundError, match="pctr"):
+        make_mechanism("llm_auction_reserve", backend=Fixed(), adapter=str(bare))
+    with pytest.raises(ValueError, match="reserve must be"):
+        make_mechanism("llm_auction", backend=Fixed(), adapter=str(bare), reserve="nowhere")
+    oracle = make_mechanism("llm_auction_oracle_reserve", backend=Fixed(), adapter=str(bare))
+    assert oracle.reserve_label.startswith("oracle:")
+
+
 def test_a_trained_policy_keeps_the_prompt_it_was_trained_on(uninterrupted, tmp_path):
     """An IRPO run's epoch folder carries the run's config (prompt style, aid), and the leaderboard
     and property sweeps serve a trained policy with its own prompt, not the table's."""

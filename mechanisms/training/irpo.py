@@ -89,7 +89,6 @@ import dataclasses
 import functools
 import json
 import os
-import re
 import shutil
 import sys
 import time
@@ -403,13 +402,6 @@ def ad_variants(inst: AuctionInstance, response: str) -> list[tuple[str | None, 
     return insertion_variants(inst, response, 0)
 
 
-def without_sentence(response: str, found: Sequence, k: int) -> str:
-    """``response`` without the sentence holding markup ``found[k]`` (``parsing.sentence_span``), its
-    whitespace collapsed: the "no ad here" counterfactual."""
-    start, end = parsing.sentence_span(response, found, k)
-    return re.sub(r"\s+", " ", response[:start] + response[end:]).strip()
-
-
 def insertion_variants(inst: AuctionInstance, response: str, k: int, any_ad: bool = False) -> list[tuple[str | None, str]]:
     """Counterfactual versions of a response at its insertion ``k`` (0-based), as ``[(ad id,
     text)]`` with the response itself first: every other candidate's markup in that place (the
@@ -429,7 +421,7 @@ def insertion_variants(inst: AuctionInstance, response: str, k: int, any_ad: boo
                                    for ad in inst.ads if ad.ad_id != p.ad_id]
     start, end = parsing.sentence_span(response, found, k)
     if (k == 0 or start >= found[k - 1].end) and (k == len(found) - 1 or end <= found[k + 1].start):
-        if without := without_sentence(response, found, k):
+        if without := parsing.without_sentence(response, found, k):
             out.append((None, without))
     return out
 
@@ -1132,6 +1124,8 @@ def main(argv: list[str] | None = None) -> int:
         with atomic_dir(dst) as tmp:
             if src.is_dir():
                 shutil.copytree(src, tmp / "policy")
+                if (src.parent / "pctr" / "vocab.json").is_file():  # the reward model, for the reserve
+                    shutil.copytree(src.parent / "pctr", tmp / "pctr")
             shutil.copy(run / "metrics.json", tmp / "metrics.json")
             shutil.copy(run / "config.json", tmp / "config.json")
             if (run / "curves.png").exists():
