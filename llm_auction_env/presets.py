@@ -79,6 +79,8 @@ PRESETS: dict[str, Preset] = {
             n_queries=200, k_deploy=2, m_samples=4, epochs=3, pair_kind="choice", max_pairs_per_query=0,
             max_pairs_per_epoch=320, max_length=640, historical_queries=300, delta_th=5.0, learning_rate=2e-3,
             grad_accum=4, dpo_epochs=1,
+            choice_none=True, choice_second=True, choice_repeats=True, choice_whether=True,
+            pctr=dict(ad_text=True, ad_load=True, context_text=True, early_stopping=True),
         ),
     ),
     # `make demo` / `llm-auction demo`: the quick preset's Ad-LLM on a leaderboard sized to print
