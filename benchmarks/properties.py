@@ -74,13 +74,13 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.leaderboard import OPTIONAL
 from llm_auction_env import properties as P
 from llm_auction_env.presets import PRESETS, get_preset
 from llm_auction_env.templates import single_ad_response, template_candidates
 
 SUBCOMMANDS = ("monotonicity", "continuity", "incentives")
 DEFAULT_MECHANISMS = ("pretrained", "gsp_slot", "mosaic", "llm_auction")
-OPTIONAL = ("llm_auction", "llm_auction_oracle")
 @dataclass
 class Parts:
     """Pre-built parts (tests, notebooks): mechanisms by label, a click model, instances."""

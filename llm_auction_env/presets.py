@@ -24,11 +24,14 @@ shipped CPU recipe, which trains the warm-started ``embedded`` policy without an
 200 training queries x M = 4 samples for 3 epochs with choice groups (``pair_kind="choice"``: each
 sampled insertion point with every candidate's title as an option, all pairs with a reward gap >
 delta_th = 5 trained from one pass over the shared context; the 320 largest-gap groups of the
-epoch, ~2.2 s each here), a historical click log for the pCTR, and DPO on LoRA r 8 at lr 2e-3,
+epoch, ~2.2 s each here; with "no ad", a repeat and a second ad among the options, and "whether"
+trained apart from "which"), a historical click log for the pCTR (reading the ad's text, the ad
+load, the reader and the ad's sentence; early stopping on AUC), and DPO on LoRA r 8 at lr 2e-3,
 4 groups per step, with an NLL term on the best option (RPO). The trained policy reads the
 ``compact_bid_first`` prompt (each candidate as ``bid 37 @Title@[Ad-ID]``: the bid before the title
 it belongs to, where the copy of a title can attend to it; with the bid after the title the same
-recipe stayed bid-blind), recorded in its export so the leaderboard serves it that way. Earlier
+recipe stayed bid-blind), recorded in its export so the leaderboard serves it that way (the shipped exports'
+``serving.json`` adds the constrained markup and a two-ad cap at serving). Earlier
 recipes (whole-text swap pairs through TRL, ``pair_kind="swap"``; the paper's ``"full"`` pairs) and
 what they did are in ``benchmarks/RESULTS_irpo.md``.
 """

@@ -217,6 +217,27 @@ def test_llm_auction_reserve_serves_the_policy_response_through_its_own_pctr(uni
     assert oracle.reserve_label.startswith("oracle:")
 
 
+def test_export_carries_the_pctr_and_serving_json_overrides_the_training_config(uninterrupted, tmp_path):
+    from mechanisms.llm_auction import resolve_policy
+    from mechanisms.training.irpo import export
+
+    run, history = uninterrupted
+    export(run, history, tmp_path / "export")
+    assert (tmp_path / "export" / "pctr" / "vocab.json").is_file()
+    assert (tmp_path / "export" / "policy" / "adapter_model.safetensors").is_file()
+    trained = json.loads((run / "config.json").read_text())
+    assert resolve_policy(tmp_path / "export")[1] == trained
+    (tmp_path / "export" / "serving.json").write_text(json.dumps({"constrain_ads": True, "max_ads": 2}))
+    served = resolve_policy(tmp_path / "export")[1]
+    assert served == {**trained, "constrain_ads": True, "max_ads": 2} and trained.get("max_ads") != 2
+    (tmp_path / "export" / "serving.json").write_text(json.dumps({"learning_rate": 1.0}))
+    with pytest.raises(ValueError, match="may set only"):
+        resolve_policy(tmp_path / "export")
+    (tmp_path / "export" / "serving.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        resolve_policy(tmp_path / "export")
+
+
 def test_a_trained_policy_keeps_the_prompt_it_was_trained_on(uninterrupted, tmp_path):
     """An IRPO run's epoch folder carries the run's config (prompt style, aid), and the leaderboard
     and property sweeps serve a trained policy with its own prompt, not the table's."""
@@ -702,6 +723,12 @@ def test_shipped_adapter_is_the_quick_preset_recipe(reward):
     assert not differ
     assert [m["epoch"] for m in json.loads((shipped / "metrics.json").read_text())] == [1, 2, 3]
     assert (shipped / "policy" / "adapter_model.safetensors").stat().st_size > 0
+    from mechanisms.llm_auction import resolve_policy
+
+    served = resolve_policy(shipped)[1]  # served with the markup settings of its serving.json
+    assert served["constrain_ads"] is True and served["max_ads"] == 2 and saved["constrain_ads"] is False
+    if reward == "pctr":  # the reserve's reward model ships with the policy
+        assert (shipped / "pctr" / "model.pt").stat().st_size > 0
 
 
 def test_markup_binding_masks_the_id_and_the_title_tokens(tiny_llama):

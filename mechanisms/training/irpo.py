@@ -1119,18 +1119,24 @@ def main(argv: list[str] | None = None) -> int:
     history = IRPO(cfg).train()
     print(json.dumps([{k: v for k, v in h.items() if k != "seconds"} for h in history], indent=1, default=float))
     if args.export:
-        src = Path(history[-1]["policy_out"] or "")
-        dst = Path(args.export)
-        with atomic_dir(dst) as tmp:
-            if src.is_dir():
-                shutil.copytree(src, tmp / "policy")
-                if (src.parent / "pctr" / "vocab.json").is_file():  # the reward model, for the reserve
-                    shutil.copytree(src.parent / "pctr", tmp / "pctr")
-            shutil.copy(run / "metrics.json", tmp / "metrics.json")
-            shutil.copy(run / "config.json", tmp / "config.json")
-            if (run / "curves.png").exists():
-                shutil.copy(run / "curves.png", tmp / "curves.png")
+        export(run, history, Path(args.export))
     return 0
+
+
+def export(run: Path, history: list[dict], dst: Path) -> None:
+    """Write the served form of a finished run to ``dst`` (atomically): the final policy adapter
+    (``policy/``), the pCTR of its epoch (``pctr/``, which ``llm_auction_reserve`` reads), and the
+    run's ``config.json``, ``metrics.json`` and ``curves.png``."""
+    src = Path(history[-1]["policy_out"] or "")
+    with atomic_dir(dst) as tmp:
+        if src.is_dir():
+            shutil.copytree(src, tmp / "policy")
+            if (src.parent / "pctr" / "vocab.json").is_file():
+                shutil.copytree(src.parent / "pctr", tmp / "pctr")
+        shutil.copy(run / "metrics.json", tmp / "metrics.json")
+        shutil.copy(run / "config.json", tmp / "config.json")
+        if (run / "curves.png").exists():
+            shutil.copy(run / "curves.png", tmp / "curves.png")
 
 
 if __name__ == "__main__":
