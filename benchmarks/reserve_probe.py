@@ -14,8 +14,8 @@ Usage::
         --against mosaic --out runs/reserve-probe
 
 Writes ``per_query.csv`` (leaderboard columns, row ``<row>+reserve``), ``results.json`` (config,
-commit, means and paired differences on E[reward] / E[revenue] / ads with 95% percentile
-bootstrap CIs) and ``table.md``.
+commit, means and paired differences on E[reward] / E[revenue] / ads with the leaderboard's 95%
+paired bootstrap CIs, BCa) and ``table.md``.
 """
 from __future__ import annotations
 
@@ -27,10 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.leaderboard import LeaderboardConfig, _record, checkpoint_responses, git
+from benchmarks.leaderboard import LeaderboardConfig, _record, checkpoint_responses, git, paired_differences
 from llm_auction_env.config import from_dict
 
-COLUMNS = ("expected_reward", "expected_revenue", "n_ads")
+COLUMNS = {"expected_reward": "expected_reward", "expected_revenue": "expected_revenue", "n_ads": "ads"}
+"""Reported columns (record field -> the leaderboard metric of its paired difference)."""
 
 
 def replay(folder: Path, row: str, ctr: str, tau: float, seed: int) -> tuple[LeaderboardConfig, list[dict]]:
@@ -65,17 +66,25 @@ def replay(folder: Path, row: str, ctr: str, tau: float, seed: int) -> tuple[Lea
 
 
 def per_query(folder: Path, row: str) -> dict[str, dict]:
+    """Row ``row`` of the leaderboard in ``folder`` (its ``per_query.csv``), query id -> record."""
     with open(folder / "per_query.csv", newline="") as f:
-        return {r["query_id"]: r for r in csv.DictReader(f) if r["mechanism"] == row}
+        rows = [r for r in csv.DictReader(f) if r["mechanism"] == row]
+    if not rows:
+        raise ValueError(f"{folder}/per_query.csv has no row {row!r}")
+    recs = {r["query_id"]: {"query_id": r["query_id"], **{k: float(v) for k, v in r.items() if k not in ("mechanism", "query_id")}}
+            for r in rows}
+    for r in recs.values():
+        r["format_error"] = float(r["n_errors"] > 0)
+    return recs
 
 
-def paired(a: dict[str, dict], b: dict[str, dict], col: str, n_boot: int = 4000, seed: int = 0) -> dict:
-    """Mean of ``a - b`` over shared queries with a 95% percentile bootstrap CI."""
-    keys = sorted(set(a) & set(b))
-    d = np.array([float(a[k][col]) - float(b[k][col]) for k in keys])
-    rng = np.random.default_rng(seed)
-    boots = d[rng.integers(0, len(d), (n_boot, len(d)))].mean(axis=1)
-    return {"n": len(keys), "mean": float(d.mean()), "ci": [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))]}
+def paired(mine: dict[str, dict], other: dict[str, dict], n_boot: int) -> dict:
+    """The leaderboard's paired differences (``paired_differences``: BCa bootstrap over queries)."""
+    ids = sorted(set(mine) & set(other))
+    if len(ids) != len(mine):
+        raise ValueError(f"the rows share {len(ids)} of {len(mine)} queries")
+    diffs = paired_differences([mine[i] for i in ids], [other[i] for i in ids], n_boot, seed=0)
+    return {k: {"mean": diffs[m]["diff"], "ci": [diffs[m]["lo"], diffs[m]["hi"]]} for k, m in COLUMNS.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tau", type=float, default=0.0, help="0: keep the best candidate; > 0: softmax(E[R]/tau) draw")
     p.add_argument("--against", default="mosaic", help="comma-separated rows of the same leaderboard to pair with")
     p.add_argument("--seed", type=int, default=0, help="seed of the soft reserve's draws")
+    p.add_argument("--n-boot", type=int, default=4000, help="bootstrap resamples of the paired differences")
     p.add_argument("--out", required=True, type=Path)
     args = p.parse_args(argv)
 
@@ -109,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                   for n, rs in {name: mine, **rows}.items()},
         "ad_free": {n: int(sum(float(r["n_ads"]) == 0 for r in rs.values())) for n, rs in {name: mine, **rows}.items()},
         "dropped_sentences": int(sum(r["extra"]["reserve_dropped"] for r in recs)),
-        "paired": {f"{name} - {b}": {c: paired(mine, rs, c) for c in COLUMNS} for b, rs in rows.items()},
+        "paired": {f"{name} - {b}": paired(mine, rs, args.n_boot) for b, rs in rows.items()},
     }
     (args.out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [f"# Reserve replay of `{args.row}` ({args.leaderboard}, ctr {args.ctr}, tau {args.tau:g})", "",

@@ -81,3 +81,35 @@ def test_bad_settings_are_refused():
         apply_reserve(pair, constant_ctr(0.5), tau=-1)
     with pytest.raises(ValueError, match="rng"):
         apply_reserve(pair, constant_ctr(0.5), tau=1.0)
+
+
+def test_reserve_probe_replays_a_stored_row_and_never_lowers_its_exact_expected_reward(tiny_llama, tmp_path):
+    """benchmarks/reserve_probe.py on a tiny leaderboard: with the click model's exact probabilities
+    and tau 0 the reserve keeps the best candidate, so no query's E[reward] falls, and every
+    answer it changed lost whole sentences."""
+    import csv
+    import json
+
+    from benchmarks import leaderboard as lb
+    from benchmarks.reserve_probe import main
+    from llm_auction_env.llm.transformers_backend import TransformersBackend
+
+    model, tok = tiny_llama
+    cfg = lb.LeaderboardConfig.from_preset(
+        "quick", mechanisms=("pretrained", "gsp_slot"), n_queries=6, k_ads=5, max_new_tokens=12, batch_size=6,
+        n_boot=200, out=str(tmp_path / "lb"), seed=5)
+    lb.run_leaderboard(cfg, backend=TransformersBackend.from_model(model, tok, batch_size=6))
+    assert main(["--leaderboard", str(tmp_path / "lb"), "--row", "gsp_slot", "--ctr", "click_model", "--tau", "0",
+                 "--against", "pretrained", "--n-boot", "200", "--out", str(tmp_path / "probe")]) == 0
+    with open(tmp_path / "lb" / "per_query.csv") as f:
+        before = {r["query_id"]: r for r in csv.DictReader(f) if r["mechanism"] == "gsp_slot"}
+    with open(tmp_path / "probe" / "per_query.csv") as f:
+        after = {r["query_id"]: r for r in csv.DictReader(f)}
+    assert set(after) == set(before) and len(after) == 6
+    for q, r in after.items():
+        assert float(r["expected_reward"]) >= float(before[q]["expected_reward"]) - 1e-9
+        assert float(r["n_ads"]) <= float(before[q]["n_ads"])
+    result = json.loads((tmp_path / "probe" / "results.json").read_text())
+    d = result["paired"]["gsp_slot+reserve - gsp_slot"]["expected_reward"]
+    assert d["mean"] >= 0 and d["ci"][0] <= d["mean"] <= d["ci"][1]
+    assert result["dropped_sentences"] == sum(int(r["reserve_dropped"]) for r in after.values())
