@@ -1,7 +1,8 @@
 """``llm-auction demo``: a few ``LLMAuction-v0`` episodes with the embedded Ad-LLM, printed in full,
 then a demo-sized leaderboard (``demo`` preset: the mechanisms that run on the shipped Ad-LLM --
-pretrained, MOSAIC with M = 2, RAG auction, GSP slot -- on the same 24 test instances; the trained
-LLM-Auction rows are in ``llm-auction leaderboard --preset quick``).
+pretrained, MOSAIC with M = 2, RAG auction, GSP slot -- and the shipped LLM-Auction (pCTR) policy,
+alone and with its reserve, on the same 24 test instances; the full table, with the Oracle rows, is
+``llm-auction leaderboard --preset quick``).
 
 Each episode shows the query, the user, the candidate ads with bids, the response written by the
 ``pretrained`` mechanism (SmolLM2-135M-Instruct on CPU), the insertions found (valid or with their

@@ -88,9 +88,8 @@ PRESETS: dict[str, Preset] = {
     ),
     # `make demo` / `llm-auction demo`: the quick preset's Ad-LLM on a leaderboard sized to print
     # within minutes on two CPU cores (stated as demo-sized wherever it is printed). Its rows are
-    # the mechanisms that run on the shipped default Ad-LLM; the trained LLM-Auction policies are
-    # in the quick leaderboard (their session-2 adapters sample with the open-bias aid on the
-    # transformers backend, ~70 s per row here, and predate the warm start).
+    # the mechanisms on the shipped default Ad-LLM and the shipped LLM-Auction (pCTR) policy, alone
+    # and with its reserve (each on its own llama.cpp server, ~1 s per query here).
     "demo": Preset(
         name="demo",
         model="embedded",
@@ -98,7 +97,8 @@ PRESETS: dict[str, Preset] = {
         sampling=Sampling(max_new_tokens=128),
         k_ads=10,
         leaderboard=dict(n_queries=24, batch_size=16, mosaic_m=2,
-                         mechanisms=("pretrained", "mosaic", "rag_auction", "gsp_slot")),
+                         mechanisms=("pretrained", "mosaic", "rag_auction", "gsp_slot", "llm_auction",
+                                     "llm_auction_reserve")),
         properties={
             "monotonicity": dict(n_instances=2, samples=1, bid_step=20.0),
             "continuity": dict(n_instances=1, samples=2, bid_step=20.0),

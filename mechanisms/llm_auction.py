@@ -82,6 +82,10 @@ class LLMAuctionConfig:
     reward: RewardConfig = field(default_factory=RewardConfig)
     click_model: str = "semantic"
 
+    def __post_init__(self) -> None:
+        if not np.isfinite(self.reserve_tau) or self.reserve_tau < 0:
+            raise ValueError(f"reserve_tau must be finite and >= 0, got {self.reserve_tau}")
+
 
 SERVING_KEYS = frozenset({"prompt_style", "constrain_ads", "ad_open_bias", "ad_open_after", "max_ads"})
 """What an export's ``serving.json`` may set: how the policy is served, chosen after training."""

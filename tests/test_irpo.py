@@ -213,6 +213,8 @@ def test_llm_auction_reserve_serves_the_policy_response_through_its_own_pctr(uni
         make_mechanism("llm_auction_reserve", backend=Fixed(), adapter=str(bare))
     with pytest.raises(ValueError, match="reserve must be"):
         make_mechanism("llm_auction", backend=Fixed(), adapter=str(bare), reserve="nowhere")
+    with pytest.raises(ValueError, match="reserve_tau"):
+        make_mechanism("llm_auction_oracle_reserve", backend=Fixed(), adapter=str(bare), reserve_tau=-1.0)
     oracle = make_mechanism("llm_auction_oracle_reserve", backend=Fixed(), adapter=str(bare))
     assert oracle.reserve_label.startswith("oracle:")
 
