@@ -299,6 +299,16 @@ def _row_fields(name: str, cfg: LeaderboardConfig) -> dict[str, Any]:
     return {k: v for k, v in json.loads(json.dumps(asdict(cfg), default=str)).items() if k not in skip}
 
 
+def csv_records(rows: list[dict[str, str]]) -> list[dict]:
+    """Per-query records from ``per_query.csv`` rows of one mechanism: numbers as floats, with the
+    ``format_error`` flag the CSV leaves out (``ValueError`` on a non-numeric value)."""
+    recs = [{"query_id": r["query_id"], **{k: float(v) for k, v in r.items() if k not in ("mechanism", "query_id")}}
+            for r in rows]
+    for r in recs:
+        r["format_error"] = float(r["n_errors"] > 0)
+    return recs
+
+
 def reused_rows(name: str, folder: str | Path, cfg: LeaderboardConfig, query_ids: list[str]) -> tuple[list[dict], str, str]:
     """Per-query records, label and source (folder and commit) of row ``name`` from an earlier
     leaderboard's ``folder``; ``ValueError`` when that run's config or queries differ from ``cfg``'s."""
@@ -318,14 +328,11 @@ def reused_rows(name: str, folder: str | Path, cfg: LeaderboardConfig, query_ids
     if differ:
         raise ValueError(f"reuse {name!r}: {folder} was run with a different {', '.join(differ)}")
     try:
-        recs = [{"query_id": r["query_id"], **{k: float(v) for k, v in r.items() if k not in ("mechanism", "query_id")}}
-                for r in rows]
+        recs = csv_records(rows)
     except ValueError as err:
         raise ValueError(f"reuse {name!r}: {folder}/per_query.csv holds a non-numeric value: {err}") from err
     if [r["query_id"] for r in recs] != query_ids:
         raise ValueError(f"reuse {name!r}: {folder} was run on other queries (or in another order)")
-    for r in recs:
-        r["format_error"] = float(r["n_errors"] > 0)
     return recs, old["mechanisms"][name]["label"], f"{folder} (commit {old.get('meta', {}).get('git_commit')})"
 
 

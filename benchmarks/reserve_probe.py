@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.leaderboard import LeaderboardConfig, _record, checkpoint_responses, git, paired_differences
+from benchmarks.leaderboard import LeaderboardConfig, _record, checkpoint_responses, csv_records, git, paired_differences
 from llm_auction_env.config import from_dict
 
 COLUMNS = {"expected_reward": "expected_reward", "expected_revenue": "expected_revenue", "n_ads": "ads"}
@@ -71,11 +71,7 @@ def per_query(folder: Path, row: str) -> dict[str, dict]:
         rows = [r for r in csv.DictReader(f) if r["mechanism"] == row]
     if not rows:
         raise ValueError(f"{folder}/per_query.csv has no row {row!r}")
-    recs = {r["query_id"]: {"query_id": r["query_id"], **{k: float(v) for k, v in r.items() if k not in ("mechanism", "query_id")}}
-            for r in rows}
-    for r in recs.values():
-        r["format_error"] = float(r["n_errors"] > 0)
-    return recs
+    return {r["query_id"]: r for r in csv_records(rows)}
 
 
 def paired(mine: dict[str, dict], other: dict[str, dict], n_boot: int) -> dict:

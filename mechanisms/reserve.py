@@ -37,7 +37,6 @@ from llm_auction_env.types import AuctionInstance
 from .base import CtrFn
 
 
-
 def apply_reserve(
     pairs: Sequence[tuple[AuctionInstance, str]],
     ctr_fn: CtrFn,
