@@ -235,7 +235,8 @@ def mechanism_kwargs(name: str, cfg: LeaderboardConfig, backend: Any, click_mode
     policy keeps its own backend and prompt) and (MOSAIC) M, tau and the reward model (a pCTR
     checkpoint, else the run's own click model's exact probabilities); only those the constructor
     accepts, plus the user's overrides (a ``"sampling"`` dict replaces only the fields it names,
-    e.g. ``{"llm_auction": {"sampling": {"temperature": 0.3}}}``)."""
+    e.g. ``{"llm_auction": {"sampling": {"temperature": 0.3}}}``); an override the constructor does
+    not take is a ``ValueError``, not dropped."""
     ctr = "pctr" if cfg.pctr_path else click_model.click_probs
     common = dict(backend=backend, sampling=cfg.sampling, prompt_style=cfg.prompt_style, batch_size=cfg.batch_size,
                   reward=cfg.reward, click_model=cfg.click_model)
@@ -257,6 +258,10 @@ def mechanism_kwargs(name: str, cfg: LeaderboardConfig, backend: Any, click_mode
     from mechanisms.base import mechanism_options
 
     accepted = mechanism_options(name) - ({"backend"} if name in OPTIONAL else set())
+    unknown = sorted(set(own) - accepted)
+    if unknown:  # the shared arguments go where they are taken; the user's own must all be taken
+        raise ValueError(f"mechanism_kwargs[{name!r}]: {name} takes no {', '.join(unknown)} "
+                         f"(it takes {', '.join(sorted(accepted))})")
     return {k: v for k, v in kwargs.items() if k in accepted}
 
 

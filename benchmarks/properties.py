@@ -113,6 +113,16 @@ def _positive(kind):
     return parse
 
 
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {err}") from None
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise argparse.ArgumentTypeError('expected {"mechanism": {"keyword": value, ...}, ...}')
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--mechanism", action="append", default=None,
@@ -137,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--pctr-path", default=None, help="pCTR checkpoint for MOSAIC's reward (else oracle click probs)")
     common.add_argument("--chunk", type=_positive(int), default=None,
                         help="split each mechanism's allocate call into chunks of this many (progress bar)")
+    common.add_argument("--mechanism-kwargs", type=_json_object, default=None,
+                        help='JSON keyword arguments per mechanism, as the leaderboard takes them, e.g. '
+                             '\'{"llm_auction_reserve": {"adapter": "path/to/export"}}\'')
     common.add_argument("--n-boot", type=_positive(int), default=2000)
     common.add_argument("--no-progress", action="store_true")
 
@@ -254,12 +267,14 @@ def build_parts(args: argparse.Namespace, settings: dict, parser: argparse.Argum
     mosaic_m = args.mosaic_m or get_preset(args.preset).properties_mosaic_m
     if mosaic_m:
         overrides["mosaic_m"] = mosaic_m
+    if args.mechanism_kwargs:
+        overrides["mechanism_kwargs"] = args.mechanism_kwargs
     lb = LeaderboardConfig.from_preset(args.preset, **overrides)
     click_model = make_click_model(lb.click_model)
     n_needed = settings["n_instances"] if args.command != "continuity" else args.instance + 1
     instances = make_instances(load_dataset(), "test", n_needed, lb.k_ads, rng=args.seed, bids="uniform")
     if args.command == "incentives":
-        lb.mechanism_kwargs["mosaic"] = {"payment": "expected"}
+        lb.mechanism_kwargs["mosaic"] = {**lb.mechanism_kwargs.get("mosaic", {}), "payment": "expected"}
     llm_names = [n for n in names if n != REFERENCE]
     backend = (ModelConfig(backend=lb.backend, model=lb.model, batch_size=lb.batch_size).make()
                if llm_names or args.checkpoint else None)
@@ -296,7 +311,7 @@ def build_parts(args: argparse.Namespace, settings: dict, parser: argparse.Argum
     if args.chunk is None:
         args.chunk = 2 * lb.batch_size  # batches of the mechanisms' own size, with a progress bar
     meta = {"leaderboard_config": {k: v for k, v in asdict(lb).items() if k != "mechanism_kwargs"},
-            "labels": labels, "skipped": skipped}
+            "mechanism_kwargs": args.mechanism_kwargs or {}, "labels": labels, "skipped": skipped}
     return Parts(mechs, click_model, instances, meta)
 
 

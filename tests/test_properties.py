@@ -291,6 +291,10 @@ def test_cli_rejects_bad_inputs(capsys):
         B.main(["monotonicity", "--bids", "10,-3"])
     with pytest.raises(SystemExit):
         B.main(["incentives", "--roi", "0"])
+    for bad in ('{"llm_auction": ', '["llm_auction"]', '{"llm_auction": 3}'):
+        with pytest.raises(SystemExit):
+            B.main(["continuity", "--mechanism-kwargs", bad])
+        assert "--mechanism-kwargs" in capsys.readouterr().err
     for bad in (["--alpha", "1.5"], ["--instance", "-1"], ["--window", "4"]):
         with pytest.raises(SystemExit):
             B.main(["continuity", *bad])
@@ -405,3 +409,19 @@ def test_fig4a_epochs_merges_sweeps_of_the_same_instances_only(tmp_path):
         fig4a_epochs.load_entry(f"a={src}:mosaic")
     with pytest.raises(SystemExit):
         fig4a_epochs.main(["--entry", "no-colon"])
+
+
+def test_mechanism_kwargs_reach_the_mechanism_and_the_meta():
+    """``--mechanism-kwargs`` goes to the mechanism as the leaderboard's does: a keyword the
+    mechanism does not take is an error, and a valid one is recorded in the run's meta."""
+    from benchmarks import properties as B
+
+    parser = B.build_parser()
+    args = parser.parse_args(["continuity", "--mechanism", "gsp_slot", "--mechanism-kwargs",
+                              '{"gsp_slot": {"no_such_keyword": 1}}'])
+    with pytest.raises(ValueError, match="gsp_slot takes no no_such_keyword"):
+        B.build_parts(args, B._settings(args), parser)
+    args = parser.parse_args(["continuity", "--mechanism", "gsp_slot", "--mechanism-kwargs",
+                              '{"gsp_slot": {"quality": "click_model"}}'])
+    parts = B.build_parts(args, B._settings(args), parser)
+    assert parts.meta["mechanism_kwargs"] == {"gsp_slot": {"quality": "click_model"}}
