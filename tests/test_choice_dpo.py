@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from mechanisms.training.choice_dpo import (
-    ChoiceDPOConfig, ChoiceDPOTrainer, build_examples, encode_group, group_pairs, option_logps, whether_pair,
+    ChoiceDPOConfig, ChoiceDPOTrainer, build_examples, encode_group, group_pairs, option_logps, soft_labels,
+    whether_pair,
 )
 
 CONTEXT = "<|im_start|>user\nAds: @Trail Shoes@[Ad-11] bid 10, @Water Bottle@[Ad-12] bid 80<|im_end|>\n" \
@@ -240,3 +241,57 @@ def test_neutral_ties_train_which_ad_without_raising_the_insertion_rate(tiny_lla
     assert gains[False][0] > 0.1  # the plain NLL pushes inserting up in a tie
     assert gains[True][0] < gains[False][0] - 0.5
     assert gains[True][1] > 1.0 and gains[False][1] > 1.0  # both teach which ad
+
+
+def test_soft_labels_are_the_sigmoid_of_the_gap_and_the_softmax_over_the_winning_decision(tiny_llama):
+    import math
+
+    lab = soft_labels([30.0, -5.0, 20.0], [(0, 1), (0, 2), (2, 1)], [0, 2], temperature=10.0)
+    assert lab["pair_probs"].tolist() == pytest.approx([1 / (1 + math.exp(-3.5)), 1 / (1 + math.exp(-1.0)),
+                                                        1 / (1 + math.exp(-2.5))], rel=1e-6)
+    w = lab["nll_weights"].tolist()
+    assert w[1] == 0.0 and w[0] == pytest.approx(1 / (1 + math.exp(-1.0)), rel=1e-6) and sum(w) == pytest.approx(1.0)
+    base, tok = tiny_llama
+    g = {"context": CONTEXT, "options": OPTIONS + ["Rest often."], "title_ends": ENDS + [len("Rest often.")],
+         "ad_ids": ["Ad-11", "Ad-12", "Ad-13", "none"], "rewards": [30.0, -20.0, -20.0, 0.0]}
+    (hard,), _ = build_examples(tok, base, [g], delta_th=2.0, whether=True)
+    assert "pair_probs" not in hard and "whether_prob" not in hard and "nll_weights" not in hard
+    (ex,), _ = build_examples(tok, base, [g], delta_th=2.0, whether=True, label_temperature=10.0)
+    assert ex["whether"] == 1 and ex["nll_weights"].tolist() == [0.0, 0.0, 0.0, 1.0]  # "no ad" won: NLL on it alone
+    assert 0.5 < ex["whether_prob"] < 1.0 and ex["pair_probs"].tolist() == pytest.approx([1 / (1 + math.exp(-5))] * 2)
+    with pytest.raises(ValueError, match="label_temperature"):
+        build_examples(tok, base, [g], delta_th=2.0, label_temperature=-1.0)
+
+
+def test_the_soft_pair_loss_is_flat_at_the_labels_logit_where_the_hard_loss_still_pushes():
+    from mechanisms.training.choice_dpo import _pair_loss
+
+    p = torch.tensor([0.6, 0.9, 0.99])
+    m = torch.logit(p).requires_grad_()
+    _pair_loss(m, p).sum().backward()
+    assert m.grad.abs().max() < 1e-6  # the optimum: beta x log-ratio gap = (r_w - r_l) / T
+    m2 = torch.logit(p).requires_grad_()
+    _pair_loss(m2).sum().backward()
+    assert (m2.grad < -0.005).all()  # hard labels: the margin is pushed up wherever it is
+
+
+def test_soft_labels_train_the_margin_to_the_reward_gap_over_t(tiny_llama, tmp_path):
+    """One group, rewards 10 / 0 / -10 at T = 10: trained from 0, beta times the log-ratio gap of
+    neighbouring options settles near (r_w - r_l) / T = 1, the softmax allocation of Eq. 2."""
+    from peft import LoraConfig, get_peft_model
+
+    base, tok = tiny_llama
+    g = {"context": CONTEXT, "options": OPTIONS, "title_ends": ENDS, "rewards": [10.0, 0.0, -10.0]}
+    model = copy.deepcopy(base)
+    (ex,), _ = build_examples(tok, model, [g], delta_th=2.0, label_temperature=10.0)
+    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "v_proj"],
+                                             task_type="CAUSAL_LM"))
+    args = ChoiceDPOConfig(output_dir=str(tmp_path), beta=0.5, rpo_alpha=0.0, learning_rate=1e-2, num_train_epochs=40,
+                           per_device_train_batch_size=1, logging_steps=1, save_strategy="no", use_cpu=True, seed=0)
+    ChoiceDPOTrainer(model=model, args=args, train_dataset=[ex]).train()
+    model.eval()
+    with torch.no_grad():
+        ratio = option_logps(model, ex["context"], ex["options"]) - ex["ref_logps"]
+    gap = 0.5 * float((ratio[0] - ratio[2]) / 2)  # beta x the mean gap of neighbours
+    assert 0.6 < gap < 1.4, gap
+    assert ratio[0] > ratio[1] > ratio[2]

@@ -102,6 +102,14 @@ def reference_logps(model, groups: Sequence[dict], autocast_bf16: bool = False) 
     return out
 
 
+def _pair_loss(margins: torch.Tensor, probs: torch.Tensor | float | None = None) -> torch.Tensor:
+    """Sigmoid DPO loss of each margin; with ``probs`` (the probability that the first of each pair
+    wins) the cross-entropy against that soft label (cDPO's label smoothing, per pair)."""
+    if probs is None:
+        return -F.logsigmoid(margins)
+    return -(probs * F.logsigmoid(margins) + (1 - probs) * F.logsigmoid(-margins))
+
+
 class ChoiceDPOTrainer(Trainer):
     """``Trainer`` whose examples are encoded choice groups (one group per step and device:
     ``per_device_train_batch_size`` must be 1; use gradient accumulation) carrying ``ref_logps``,
@@ -120,16 +128,19 @@ class ChoiceDPOTrainer(Trainer):
         ratio = logps - ref
         w, l = inputs["pairs"][:, 0], inputs["pairs"][:, 1]
         margins = self.args.beta * (ratio[w] - ratio[l])
-        dpo = -F.logsigmoid(margins).mean() if len(w) else logps.new_zeros(())
+        probs = inputs.get("pair_probs")  # soft labels: P(w beats l); absent = hard labels (1)
+        dpo = _pair_loss(margins, probs).mean() if len(w) else logps.new_zeros(())
         sign = inputs.get("whether", 0)
         if sign:  # "no ad" against inserting at all: the options that insert, as one event
             ins = inputs["insert"]
             ratio_insert = torch.logsumexp(logps[ins], 0) - torch.logsumexp(ref[ins], 0)
             m = self.args.beta * sign * (ratio[inputs["none"]] - ratio_insert)
-            dpo = dpo + (-F.logsigmoid(m))
+            dpo = dpo + _pair_loss(m, inputs.get("whether_prob"))
             margins = torch.cat([margins, m[None]])
         best = inputs["best"]
         nll = -per_token[best]
+        if "nll_weights" in inputs:  # soft labels: the NLL on the group's softmax target, not its argmax
+            nll = -(inputs["nll_weights"] * per_token).sum()
         if inputs.get("nll_given_insert"):  # a tied whether decision: which ad, not whether to insert
             nll = -(logps[best] - torch.logsumexp(logps[inputs["insert"]], 0)) / len(inputs["options"][best])
         loss = dpo + self.args.rpo_alpha * nll
@@ -147,23 +158,47 @@ class ChoiceDPOTrainer(Trainer):
         super().log(logs, *args, **kwargs)
 
 
-def whether_pair(rewards: Sequence[float], ad_ids: Sequence[str], ref_logps: torch.Tensor, delta_th: float) -> int:
-    """The insertion decision of a group with a ``"none"`` option, priced on the policy's own
-    choice: ``r_insert``, the reward of the inserting options averaged under ``pi_ref``'s
-    probabilities of them, against ``r_none``. ``+1``: no ad wins (``r_none - r_insert >
-    delta_th``), ``-1``: inserting wins, ``0``: neither by more than ``delta_th`` (or no ``"none"``)."""
+def whether_gap(rewards: Sequence[float], ad_ids: Sequence[str], ref_logps: torch.Tensor) -> float | None:
+    """``r_none - r_insert`` of a group with a ``"none"`` option (None without one): ``r_insert``
+    is the reward of the inserting options averaged under ``pi_ref``'s probabilities of them, the
+    policy's own choice."""
     if "none" not in ad_ids:
-        return 0
+        return None
     n = list(ad_ids).index("none")
     ins = [j for j in range(len(ad_ids)) if j != n]
     probs = torch.softmax(ref_logps[ins].double(), 0)
     r_insert = float((probs * torch.tensor([rewards[j] for j in ins], dtype=torch.float64)).sum())
-    gap = rewards[n] - r_insert
+    return rewards[n] - r_insert
+
+
+def whether_pair(rewards: Sequence[float], ad_ids: Sequence[str], ref_logps: torch.Tensor, delta_th: float) -> int:
+    """The insertion decision of a group with a ``"none"`` option, priced on the policy's own
+    choice (:func:`whether_gap`). ``+1``: no ad wins (``r_none - r_insert > delta_th``), ``-1``:
+    inserting wins, ``0``: neither by more than ``delta_th`` (or no ``"none"``)."""
+    gap = whether_gap(rewards, ad_ids, ref_logps)
+    if gap is None:
+        return 0
     return 1 if gap > delta_th else -1 if gap < -delta_th else 0
 
 
+def soft_labels(rewards: Sequence[float], pairs: Sequence[tuple[int, int]], eligible: Sequence[int],
+                temperature: float) -> dict[str, torch.Tensor]:
+    """Soft targets of a group at ``temperature`` (reward units): ``pair_probs``, ``sigmoid((r_w -
+    r_l) / T)`` per pair, and ``nll_weights``, ``softmax(r / T)`` over the ``eligible`` options (0
+    elsewhere). The loss's optimum is then ``pi(j) / pi_ref(j) ~ exp(r_j / (beta T))`` within the
+    group, the KL-regularised allocation of Eq. 2, a softmax continuous in every bid (Thm. 4.3),
+    where hard labels push toward the argmax, a step at each bid where the best ad changes."""
+    r = torch.tensor(rewards, dtype=torch.float64)
+    gaps = torch.tensor([float(r[w] - r[l]) for w, l in pairs], dtype=torch.float64)
+    weights = torch.zeros(len(rewards), dtype=torch.float64)
+    idx = torch.tensor(list(eligible), dtype=torch.long)
+    weights[idx] = torch.softmax(r[idx] / temperature, 0)
+    return {"pair_probs": torch.sigmoid(gaps / temperature).float(), "nll_weights": weights.float()}
+
+
 def build_examples(tokenizer, model, groups: Sequence[dict], delta_th: float, autocast_bf16: bool = False,
-                   whether: bool = False, neutral_ties: bool = False) -> tuple[list[dict], int]:
+                   whether: bool = False, neutral_ties: bool = False,
+                   label_temperature: float = 0.0) -> tuple[list[dict], int]:
     """Encoded training examples of ``groups`` (``context``, ``options``, ``title_ends``,
     ``rewards``): their pairs by ``delta_th`` and the reference log-probs of ``model``, and the
     number of groups with a pair that :func:`encode_group` rejected (left out with a warning each).
@@ -180,7 +215,14 @@ def build_examples(tokenizer, model, groups: Sequence[dict], delta_th: float, au
     With ``neutral_ties`` a group where neither wins (whether sign 0) puts it on the best ad *given
     that an ad is inserted*, ``log pi(best) - log pi(any ad)`` per token of the best option
     (``nll_given_insert``), so a tie trains which ad without raising the insertion rate; without
-    it every tie adds an NLL push toward inserting."""
+    it every tie adds an NLL push toward inserting.
+
+    With ``label_temperature`` T > 0 the labels are soft (:func:`soft_labels`): each pair's and the
+    whether pair's label is ``sigmoid(gap / T)`` instead of 1, and the NLL term is spread over the
+    options of the decision that won (the inserting ones, or "no ad" alone) by ``softmax(r / T)``
+    instead of sitting on the best one. The pairs themselves are still those above ``delta_th``."""
+    if label_temperature < 0:
+        raise ValueError(f"label_temperature must be >= 0, got {label_temperature}")
     encoded, kept, unencodable = [], [], 0
     for g in groups:
         pairs = group_pairs(g["rewards"], delta_th)
@@ -203,14 +245,21 @@ def build_examples(tokenizer, model, groups: Sequence[dict], delta_th: float, au
         r = g["rewards"]
         ex = {**e, "ref_logps": ref, "pairs": torch.tensor(pairs, dtype=torch.long).reshape(-1, 2),
               "best": int(max(range(len(r)), key=r.__getitem__))}
+        eligible = range(len(r))
         if none is not None:
+            gap = whether_gap(r, g["ad_ids"], ref)
             sign = whether_pair(r, g["ad_ids"], ref, delta_th)
             if not pairs and not sign:
                 continue
             ins = [j for j in range(len(r)) if j != none]
             ex.update(whether=sign, none=none, insert=torch.tensor(ins),
                       best=none if sign > 0 else max(ins, key=r.__getitem__))
+            eligible = [none] if sign > 0 else ins
+            if label_temperature > 0 and sign:
+                ex["whether_prob"] = float(torch.sigmoid(torch.tensor(sign * gap / label_temperature)))
             if neutral_ties and sign == 0:
                 ex["nll_given_insert"] = True
+        if label_temperature > 0:
+            ex.update(soft_labels(r, pairs, eligible, label_temperature))
         out.append(ex)
     return out, unencodable

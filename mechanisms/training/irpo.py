@@ -224,6 +224,13 @@ class IRPOConfig:
     on the best ad *given that one is inserted* (``choice_dpo.build_examples``, ``neutral_ties``),
     not on its own probability, which raises the insertion rate in every tied group (session 18:
     235 of 319 Oracle epoch-3 groups put the NLL on an inserting option, 84 on "no ad")."""
+    choice_label_temperature: float = 0.0
+    """``pair_kind="choice"``: 0 (default), hard labels, every pair above ``delta_th`` won outright
+    and the NLL on the best option, which push the policy toward the argmax (a step wherever a bid
+    moves the best ad); T > 0, soft labels at temperature T in reward units (``choice_dpo.soft_labels``):
+    a pair's label is ``sigmoid((r_w - r_l) / T)`` and the NLL is spread by ``softmax(r / T)``, so
+    the loss's optimum within a group is the softmax allocation of Eq. 2, continuous in the bids
+    (Fig. 4b). Session 23 continued the shipped policy one epoch at T = 10."""
     # DPO
     beta: float = 0.1
     learning_rate: float = 5e-5
@@ -275,6 +282,8 @@ class IRPOConfig:
             raise ValueError(f"choice_cap must be 'gap' or 'random', got {self.choice_cap!r}")
         if self.choice_neutral_ties and not self.choice_whether:
             raise ValueError("choice_neutral_ties needs choice_whether=True")
+        if self.choice_label_temperature < 0:
+            raise ValueError(f"choice_label_temperature must be >= 0, got {self.choice_label_temperature}")
         if self.choice_bid_draws < 1:
             raise ValueError(f"choice_bid_draws must be >= 1, got {self.choice_bid_draws}")
         if self.m_samples < 2:
@@ -901,7 +910,8 @@ class IRPO:
 
         cfg = self.cfg
         examples, left_out = build_examples(tokenizer, model, groups, cfg.delta_th, autocast_bf16=cfg.bf16, whether=cfg.choice_whether,
-                                          neutral_ties=cfg.choice_neutral_ties)
+                                          neutral_ties=cfg.choice_neutral_ties,
+                                          label_temperature=cfg.choice_label_temperature)
         if peft_config is not None:
             from peft import get_peft_model
 
