@@ -17,6 +17,18 @@ OPTIONS = ["@Trail Shoes@[Ad-11]", "@Water Bottle@[Ad-12]", "@Desk Lamp@[Ad-13]"
 ENDS = [o.index("@", 1) + 1 for o in OPTIONS]
 
 
+def _lora(model):
+    from peft import LoraConfig, get_peft_model
+
+    return get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "v_proj"],
+                                            task_type="CAUSAL_LM"))
+
+
+def _args(tmp_path, **kw) -> ChoiceDPOConfig:
+    return ChoiceDPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=1, logging_steps=1, save_strategy="no",
+                           use_cpu=True, seed=0, **kw)
+
+
 def test_encode_group_scores_the_title_through_its_closing_at_not_the_id(smollm2_tokenizer):
     tok = smollm2_tokenizer
     g = encode_group(tok, CONTEXT, OPTIONS, ENDS)
@@ -77,8 +89,6 @@ def test_choice_dpo_moves_the_choice_toward_the_best_option(tiny_llama, tmp_path
     """Trained on one group whose second option is best, the policy's log-ratio of that option
     rises above every other's; the log-ratios start at exactly 0 (reference = the model before its
     LoRA), and groups without a pair are dropped."""
-    from peft import LoraConfig, get_peft_model
-
     base, tok = tiny_llama
     model = copy.deepcopy(base)
     groups = [{"context": CONTEXT, "options": OPTIONS, "title_ends": ENDS, "rewards": [-5.0, 30.0, 0.0]},
@@ -86,10 +96,7 @@ def test_choice_dpo_moves_the_choice_toward_the_best_option(tiny_llama, tmp_path
     examples, left_out = build_examples(tok, model, groups, delta_th=2.0)
     assert len(examples) == 1 and examples[0]["best"] == 1 and left_out == 0
     assert sorted(map(tuple, examples[0]["pairs"].tolist())) == [(1, 0), (1, 2), (2, 0)]
-    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "v_proj"],
-                                             task_type="CAUSAL_LM"))
-    args = ChoiceDPOConfig(output_dir=str(tmp_path), beta=0.5, rpo_alpha=0.0, learning_rate=5e-3, num_train_epochs=8,
-                           per_device_train_batch_size=1, logging_steps=1, save_strategy="no", use_cpu=True, seed=0)
+    model, args = _lora(model), _args(tmp_path, beta=0.5, rpo_alpha=0.0, learning_rate=5e-3, num_train_epochs=8)
     trainer = ChoiceDPOTrainer(model=model, args=args, train_dataset=examples)
     trainer.train()
     logs = [h for h in trainer.state.log_history if "loss" in h]
@@ -177,8 +184,6 @@ def test_whether_splits_which_from_whether_and_moves_mass_to_no_ad(tiny_llama, t
     """With ``whether``, "no ad" is in no ad-vs-ad pair; when the policy's own choice is worth less
     than no ad, the NLL and the whether pair push "no ad" up against inserting at all (its log-ratio
     rises above the log-sum of the inserting options'), while the which pairs still order the ads."""
-    from peft import LoraConfig, get_peft_model
-
     base, tok = tiny_llama
     model = copy.deepcopy(base)
     options = OPTIONS + ["Rest often."]
@@ -192,10 +197,7 @@ def test_whether_splits_which_from_whether_and_moves_mass_to_no_ad(tiny_llama, t
     assert sorted(map(tuple, ex["pairs"].tolist())) == [(0, 1), (0, 2)]
     # the untrained tiny model spreads its choice near evenly over the three ads: (30 - 40) / 3 < -2
     assert ex["whether"] == 1 and ex["best"] == 3 and ex["insert"].tolist() == [0, 1, 2]
-    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "v_proj"],
-                                             task_type="CAUSAL_LM"))
-    args = ChoiceDPOConfig(output_dir=str(tmp_path), beta=0.5, rpo_alpha=0.0, learning_rate=5e-3, num_train_epochs=8,
-                           per_device_train_batch_size=1, logging_steps=1, save_strategy="no", use_cpu=True, seed=0)
+    model, args = _lora(model), _args(tmp_path, beta=0.5, rpo_alpha=0.0, learning_rate=5e-3, num_train_epochs=8)
     trainer = ChoiceDPOTrainer(model=model, args=args, train_dataset=[ex])
     trainer.train()
     logs = [h for h in trainer.state.log_history if "loss" in h]
@@ -216,8 +218,6 @@ def test_neutral_ties_train_which_ad_without_raising_the_insertion_rate(tiny_lla
     beta leaves its which pairs a small gradient, so the NLL term drives training. On the best ad's
     own probability it raises P(any ad); with ``neutral_ties`` it moves the best ad up *among the
     ads* as much, and P(any ad) ends lower than without (by 0.84 in log on this seed)."""
-    from peft import LoraConfig, get_peft_model
-
     base, tok = tiny_llama
     g = {"context": CONTEXT, "options": OPTIONS + ["Rest often."], "title_ends": ENDS + [len("Rest often.")],
          "ad_ids": ["Ad-11", "Ad-12", "Ad-13", "none"], "rewards": [10.0, 6.0, 6.0, 7.5]}
@@ -227,10 +227,7 @@ def test_neutral_ties_train_which_ad_without_raising_the_insertion_rate(tiny_lla
         (ex,), _ = build_examples(tok, model, [g], delta_th=2.0, whether=True, neutral_ties=neutral)
         assert ex["whether"] == 0 and ex["best"] == 0 and sorted(map(tuple, ex["pairs"].tolist())) == [(0, 1), (0, 2)]
         assert ex.get("nll_given_insert", False) is neutral
-        model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "v_proj"],
-                                                 task_type="CAUSAL_LM"))
-        args = ChoiceDPOConfig(output_dir=str(tmp_path), beta=0.01, rpo_alpha=1.0, learning_rate=5e-3, num_train_epochs=8,
-                               per_device_train_batch_size=1, logging_steps=1, save_strategy="no", use_cpu=True, seed=0)
+        model, args = _lora(model), _args(tmp_path, beta=0.01, rpo_alpha=1.0, learning_rate=5e-3, num_train_epochs=8)
         ChoiceDPOTrainer(model=model, args=args, train_dataset=[ex]).train()
         model.eval()
         with torch.no_grad():
@@ -278,16 +275,11 @@ def test_the_soft_pair_loss_is_flat_at_the_labels_logit_where_the_hard_loss_stil
 def test_soft_labels_train_the_margin_to_the_reward_gap_over_t(tiny_llama, tmp_path):
     """One group, rewards 10 / 0 / -10 at T = 10: trained from 0, beta times the log-ratio gap of
     neighbouring options settles near (r_w - r_l) / T = 1, the softmax allocation of Eq. 2."""
-    from peft import LoraConfig, get_peft_model
-
     base, tok = tiny_llama
     g = {"context": CONTEXT, "options": OPTIONS, "title_ends": ENDS, "rewards": [10.0, 0.0, -10.0]}
     model = copy.deepcopy(base)
     (ex,), _ = build_examples(tok, model, [g], delta_th=2.0, label_temperature=10.0)
-    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "v_proj"],
-                                             task_type="CAUSAL_LM"))
-    args = ChoiceDPOConfig(output_dir=str(tmp_path), beta=0.5, rpo_alpha=0.0, learning_rate=1e-2, num_train_epochs=40,
-                           per_device_train_batch_size=1, logging_steps=1, save_strategy="no", use_cpu=True, seed=0)
+    model, args = _lora(model), _args(tmp_path, beta=0.5, rpo_alpha=0.0, learning_rate=1e-2, num_train_epochs=40)
     ChoiceDPOTrainer(model=model, args=args, train_dataset=[ex]).train()
     model.eval()
     with torch.no_grad():
