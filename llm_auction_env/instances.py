@@ -9,7 +9,8 @@ instances here, so "an instance of query q with k candidates and paper bids" mea
   (:func:`llm_auction_env.data.candidate_ads`), then bids, from one generator in that order;
 * :func:`make_instances` -- ``n`` instances of a split, in a seeded random order (or the split's
   first ``n`` queries with ``shuffle=False``);
-* :func:`fresh_bids` -- the same instances with new bids (IRPO draws fresh bids in every phase).
+* :func:`fresh_bids` -- the same instances with new bids (IRPO draws fresh bids in every phase);
+* :func:`with_top_bid` -- one candidate moved to the top bid (IRPO's ``choice_top_bid`` copies).
 """
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ import numpy as np
 from .types import AuctionInstance
 
 BidSource = Union[str, np.ndarray, Callable[[np.random.Generator, int], np.ndarray]]
+UNIFORM_BIDS = (1, 100)
+"""The ``"uniform"`` source's range: integers from 1 to 100, both included (paper Sec. 5.1)."""
 
 
 def draw_bids(source: BidSource, rng: np.random.Generator, n_ads: int, row: int = 0) -> np.ndarray:
@@ -29,7 +32,7 @@ def draw_bids(source: BidSource, rng: np.random.Generator, n_ads: int, row: int 
     if isinstance(source, str):
         if source != "uniform":
             raise ValueError(f"unknown bid source {source!r}; use 'uniform', an array or a callable")
-        return rng.integers(1, 101, size=n_ads).astype(np.float64)
+        return rng.integers(UNIFORM_BIDS[0], UNIFORM_BIDS[1] + 1, size=n_ads).astype(np.float64)
     if callable(source):
         return np.asarray(source(rng, n_ads), dtype=np.float64)
     arr = np.asarray(source, dtype=np.float64)
@@ -75,3 +78,10 @@ def fresh_bids(instances: Sequence[AuctionInstance], rng: np.random.Generator,
                bids: BidSource = "uniform") -> list[AuctionInstance]:
     """The same instances with new bids from ``bids`` (default U{1..100})."""
     return [inst.with_bids(draw_bids(bids, rng, len(inst.ads), row)) for row, inst in enumerate(instances)]
+
+
+def with_top_bid(inst: AuctionInstance, j: int) -> AuctionInstance:
+    """``inst`` with candidate ``j`` bidding the top of the uniform range (100), the others unchanged."""
+    bids = np.array(inst.bids, dtype=np.float64)
+    bids[j] = UNIFORM_BIDS[1]
+    return inst.with_bids(bids)

@@ -600,6 +600,19 @@ def test_swap_pair_epoch_trains_on_pairs_that_differ_only_in_the_ad(tiny_llama, 
     assert len(capped) <= 4 and all(len([g for g in capped if (g["i"], g["answer"]) == k]) == len(copies[k]) for k in kept)
     with pytest.raises(ValueError, match="choice_bid_draws"):
         config(tmp_path / "bad", choice_bid_draws=0)
+    # choice_top_bid = 1: every answer posed once more under its sampled bids with one candidate at 100
+    topped = IRPO(override(drawn_cfg, {"choice_bid_draws": 1, "choice_top_bid": 1.0}), comps).phase_pairs(1, rows, None)
+    assert [g for g in topped if g["draw"] == 0] == groups
+    tops = [g for g in topped if g["draw"] == 1]
+    assert {(g["i"], g["answer"]) for g in tops} == {(g["i"], g["answer"]) for g in groups}
+    for g in tops:
+        sampled = comps.instances[g["i"]].with_bids(rows[g["i"] * drawn_cfg.m_samples]["bids"]).bids
+        moved = [j for j, (b, b0) in enumerate(zip(g["bids"], sampled)) if b != b0]
+        assert 100.0 in g["bids"] and len(moved) <= 1 and all(g["bids"][j] == 100.0 for j in moved)
+        assert g["rewards"] == pytest.approx([0.4 * b - 10.0 for b in g["bids"]])
+    assert len({tuple(g["bids"]).index(100.0) for g in tops}) > 1  # the candidate is drawn, not fixed
+    with pytest.raises(ValueError, match="choice_top_bid"):
+        config(tmp_path / "bad", choice_top_bid=1.5)
     dm = choice_irpo.phase_dpo(1, None, groups)
     assert dm["dpo_steps"] >= 1 and dm["choice_groups"] == len(groups) and np.isfinite(dm["dpo_loss"])
     assert (tmp_path / "choice" / "epoch_01" / "policy" / "adapter_model.safetensors").exists()
@@ -718,6 +731,8 @@ def test_shipped_adapter_is_the_quick_preset_recipe(reward):
     saved.setdefault("choice_neutral_ties", False)
     saved.setdefault("choice_later", False)
     saved.setdefault("choice_cap", "gap")
+    saved.setdefault("choice_label_temperature", 0.0)
+    saved.setdefault("choice_top_bid", 0.0)
     saved["pctr"] = json.loads(json.dumps(asdict(saved_config(saved["pctr"]))))  # pCTR fields added later
     expect = json.loads(json.dumps(asdict(IRPOConfig.from_preset("quick", reward=reward))))
     unused = {"run_dir"} | ({"pctr"} if reward == "oracle" else set())  # the Oracle run fits no pCTR

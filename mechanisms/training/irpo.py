@@ -102,7 +102,7 @@ import torch
 
 from llm_auction_env import parsing, scoring
 from llm_auction_env.reward import RewardConfig
-from llm_auction_env.instances import fresh_bids
+from llm_auction_env.instances import fresh_bids, with_top_bid
 from llm_auction_env.prompts import example_ad
 from llm_auction_env.atomic import atomic_dir, atomic_write_text
 from llm_auction_env.config import from_dict, override, parse_assignments
@@ -179,6 +179,13 @@ class IRPOConfig:
     bid vectors U{1..100} (same answer, prompt and rewards recomputed). Click probabilities do not
     depend on bids, so between copies only the bids move the preferred ad: a bid contrast that
     relevance alone cannot fit. 1 = the sampled bids only."""
+    choice_top_bid: float = 0.0
+    """``pair_kind="choice"``: the share of sampled answers whose choice is posed once more under
+    their sampled bids with one candidate, drawn uniformly, bidding the top of the range (100).
+    SmolLM2 writes each digit as its own token, so 100 is the one bid of three tokens, led by the
+    "1" of the low bids 10-19, and 1 in 100 draws of U{1..100}: the session-22 policy read it as
+    a low bid (Fig. 4b's fall from 95 to 100). 0 = no such copies (the random stream is then
+    untouched)."""
     choice_near_misses: bool = False
     """``pair_kind="choice"``: add to each group the malformed markups a small policy writes in place
     of the sampled ad (:func:`near_misses`: id without title, title cut short, the prompt's example
@@ -284,6 +291,8 @@ class IRPOConfig:
             raise ValueError("choice_neutral_ties needs choice_whether=True")
         if self.choice_label_temperature < 0:
             raise ValueError(f"choice_label_temperature must be >= 0, got {self.choice_label_temperature}")
+        if not 0.0 <= self.choice_top_bid <= 1.0:
+            raise ValueError(f"choice_top_bid must be in [0, 1], got {self.choice_top_bid}")
         if self.choice_bid_draws < 1:
             raise ValueError(f"choice_bid_draws must be >= 1, got {self.choice_bid_draws}")
         if self.m_samples < 2:
@@ -801,7 +810,10 @@ class IRPO:
             responses = [g["response"] for g in group]
             if cfg.pair_kind == "choice":
                 # the sampled bids, then choice_bid_draws - 1 fresh draws: same answers, other bids
-                for d, inst_d in enumerate([inst, *fresh_bids([inst] * (cfg.choice_bid_draws - 1), rng)]):
+                draws = [inst, *fresh_bids([inst] * (cfg.choice_bid_draws - 1), rng)]
+                if cfg.choice_top_bid > 0 and rng.random() < cfg.choice_top_bid:
+                    draws.append(with_top_bid(inst, int(rng.integers(len(inst.ads)))))
+                for d, inst_d in enumerate(draws):
                     prompt_d = prompt if d == 0 else backend.chat_text(self.comps.chat(inst_d))
                     out += [{"i": i, "kind": "choice", "draw": d, "bids": inst_d.bids.tolist(), **g} for g in choice_groups(
                         inst_d, prompt_d, responses, reward_model, cfg.reward_config, cfg.delta_th,
