@@ -185,7 +185,8 @@ class IRPOConfig:
     SmolLM2 writes each digit as its own token, so 100 is the one bid of three tokens, led by the
     "1" of the low bids 10-19, and 1 in 100 draws of U{1..100}: the session-22 policy read it as
     a low bid (Fig. 4b's fall from 95 to 100). 0 = no such copies (the random stream is then
-    untouched)."""
+    untouched). Session 24 continued the shipped policy one epoch at 0.5 (with T = 10): Fig. 4a's
+    fall at 100 halved, Fig. 4b's stayed."""
     choice_near_misses: bool = False
     """``pair_kind="choice"``: add to each group the malformed markups a small policy writes in place
     of the sampled ad (:func:`near_misses`: id without title, title cut short, the prompt's example
