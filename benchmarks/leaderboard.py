@@ -716,6 +716,18 @@ def plot(results: dict, path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- CLI
+def mechanism_kwargs_arg(text: str) -> dict[str, dict]:
+    """``--mechanism-kwargs`` (here and in ``llm-auction properties``): a JSON object of objects,
+    mechanism name -> keyword arguments; anything else is the flag's argparse error."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {err}") from None
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise argparse.ArgumentTypeError('expected {"mechanism": {"keyword": value, ...}, ...}')
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="llm-auction leaderboard", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -741,7 +753,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pctr-path", help="trained pCTR checkpoint for MOSAIC's reward (default: oracle click model)")
     p.add_argument("--n-boot", type=int, help="bootstrap resamples (default 2000)")
     p.add_argument("--threads", type=int, help="torch CPU threads (transformers backend)")
-    p.add_argument("--mechanism-kwargs", help='JSON: {"llm_auction": {"adapter": "path"}}')
+    p.add_argument("--mechanism-kwargs", type=mechanism_kwargs_arg, help='JSON: {"llm_auction": {"adapter": "path"}}')
     p.add_argument("--no-resume", action="store_true", help="ignore checkpoints in --out")
     p.add_argument("--reuse", action="append", metavar="NAME=DIR",
                    help="read row NAME from an earlier leaderboard folder DIR (same config, queries, model, prompt and adapter: checked) "
@@ -772,10 +784,7 @@ def config_from_args(args: argparse.Namespace) -> LeaderboardConfig:
             raise SystemExit(f"--reuse takes NAME=DIR, got {args.reuse}")
         over["reuse"] = {n.strip(): d.strip() for n, _, d in pairs}
     if args.mechanism_kwargs:
-        try:
-            over["mechanism_kwargs"] = json.loads(args.mechanism_kwargs)
-        except json.JSONDecodeError as err:
-            raise SystemExit(f"--mechanism-kwargs is not valid JSON: {err}")
+        over["mechanism_kwargs"] = args.mechanism_kwargs
     try:
         over.update(parse_assignments(args.set or []))
         return LeaderboardConfig.from_preset(args.preset, **over)

@@ -74,7 +74,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.leaderboard import OPTIONAL
+from benchmarks.leaderboard import OPTIONAL, mechanism_kwargs_arg
 from llm_auction_env import properties as P
 from llm_auction_env.presets import PRESETS, get_preset
 from llm_auction_env.templates import single_ad_response, template_candidates
@@ -113,16 +113,6 @@ def _positive(kind):
     return parse
 
 
-def _json_object(text: str) -> dict:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise argparse.ArgumentTypeError(f"not valid JSON: {err}") from None
-    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
-        raise argparse.ArgumentTypeError('expected {"mechanism": {"keyword": value, ...}, ...}')
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--mechanism", action="append", default=None,
@@ -147,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--pctr-path", default=None, help="pCTR checkpoint for MOSAIC's reward (else oracle click probs)")
     common.add_argument("--chunk", type=_positive(int), default=None,
                         help="split each mechanism's allocate call into chunks of this many (progress bar)")
-    common.add_argument("--mechanism-kwargs", type=_json_object, default=None,
+    common.add_argument("--mechanism-kwargs", type=mechanism_kwargs_arg, default=None,
                         help='JSON keyword arguments per mechanism, as the leaderboard takes them, e.g. '
                              '\'{"llm_auction_reserve": {"adapter": "path/to/export"}}\'')
     common.add_argument("--n-boot", type=_positive(int), default=2000)

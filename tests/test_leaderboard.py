@@ -189,6 +189,15 @@ def test_compare_option():
         lb.LeaderboardConfig(compare=(("mosaic", "mosaic"),))
 
 
+def test_mechanism_kwargs_option(capsys):
+    args = lb.build_parser().parse_args(["--mechanism-kwargs", '{"llm_auction": {"adapter": "runs/x"}}'])
+    assert lb.config_from_args(args).mechanism_kwargs == {"llm_auction": {"adapter": "runs/x"}}
+    for bad in ('{"llm_auction": ', '{"llm_auction": 3}'):
+        with pytest.raises(SystemExit):
+            lb.build_parser().parse_args(["--mechanism-kwargs", bad])
+        assert "--mechanism-kwargs" in capsys.readouterr().err
+
+
 def test_presets():
     q, p = lb.LeaderboardConfig.from_preset("quick"), lb.LeaderboardConfig.from_preset("paper")
     assert (q.n_queries, q.k_ads, q.mosaic_m, q.sampling.max_new_tokens, q.prompt_style) == (30, 10, 4, 128, "compact")
