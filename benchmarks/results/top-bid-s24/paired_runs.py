@@ -3,23 +3,17 @@ BCa bootstrap): e.g. the continuation's llm_auction against the shipped one, run
 
 usage: python benchmarks/results/top-bid-s24/paired_runs.py RUN_A ROW_A RUN_B ROW_B [N_BOOT]
 """
-import csv
 import json
 import sys
 from pathlib import Path
 
-from benchmarks.leaderboard import csv_records, paired_differences
-
-
-def rows(run: str, name: str) -> list[dict]:
-    with open(Path(run) / "per_query.csv", newline="") as f:
-        recs = csv_records([r for r in csv.DictReader(f) if r["mechanism"] == name])
-    if not recs:
-        raise SystemExit(f"no rows of {name!r} in {run}/per_query.csv")
-    return recs
-
+from benchmarks.leaderboard import paired_differences
+from benchmarks.reserve_probe import per_query
 
 run_a, row_a, run_b, row_b = sys.argv[1:5]
 n_boot = int(sys.argv[5]) if len(sys.argv) > 5 else 4000
-d = paired_differences(rows(run_a, row_a), rows(run_b, row_b), n_boot, seed=0)
+a, b = per_query(Path(run_a), row_a), per_query(Path(run_b), row_b)
+if set(a) != set(b):
+    raise SystemExit(f"the rows share {len(set(a) & set(b))} of {len(a)} queries")
+d = paired_differences(list(a.values()), [b[q] for q in a], n_boot, seed=0)
 print(json.dumps({"a": f"{run_a}:{row_a}", "b": f"{run_b}:{row_b}", "n_boot": n_boot, "a_minus_b": d}, indent=1))
