@@ -606,7 +606,7 @@ def test_swap_pair_epoch_trains_on_pairs_that_differ_only_in_the_ad(tiny_llama, 
     tops = [g for g in topped if g["draw"] == 1]
     assert {(g["i"], g["answer"]) for g in tops} == {(g["i"], g["answer"]) for g in groups}
     for g in tops:
-        sampled = comps.instances[g["i"]].with_bids(rows[g["i"] * drawn_cfg.m_samples]["bids"]).bids
+        sampled = rows[g["i"] * drawn_cfg.m_samples]["bids"]  # the bids its answers were sampled under
         moved = [j for j, (b, b0) in enumerate(zip(g["bids"], sampled)) if b != b0]
         assert 100.0 in g["bids"] and len(moved) <= 1 and all(g["bids"][j] == 100.0 for j in moved)
         assert g["rewards"] == pytest.approx([0.4 * b - 10.0 for b in g["bids"]])
