@@ -613,9 +613,41 @@ def test_swap_pair_epoch_trains_on_pairs_that_differ_only_in_the_ad(tiny_llama, 
     assert len({tuple(g["bids"]).index(100.0) for g in tops}) > 1  # the candidate is drawn, not fixed
     with pytest.raises(ValueError, match="choice_top_bid"):
         config(tmp_path / "bad", choice_top_bid=1.5)
+    # choice_top_bid_pick="contrast": the toy clicks are equal (0.4), so the best ad is the highest
+    # bid and the top bid goes to the first other candidate (contrast_candidate's tie rule)
+    contrast = IRPO(override(drawn_cfg, {"choice_bid_draws": 1, "choice_top_bid": 1.0, "choice_top_bid_pick": "contrast"}),
+                    comps).phase_pairs(1, rows, None)
+    assert [g for g in contrast if g["draw"] == 0] == groups
+    assert any(g["draw"] == 1 for g in contrast)
+    for g in (g for g in contrast if g["draw"] == 1):
+        sampled = rows[g["i"] * drawn_cfg.m_samples]["bids"]
+        best = int(np.argmax(sampled))
+        assert g["bids"] == [100.0 if j == min(set(range(len(sampled))) - {best}) else b for j, b in enumerate(sampled)]
+    with pytest.raises(ValueError, match="choice_top_bid_pick"):
+        config(tmp_path / "bad", choice_top_bid_pick="best")
     dm = choice_irpo.phase_dpo(1, None, groups)
     assert dm["dpo_steps"] >= 1 and dm["choice_groups"] == len(groups) and np.isfinite(dm["dpo_loss"])
     assert (tmp_path / "choice" / "epoch_01" / "policy" / "adapter_model.safetensors").exists()
+
+
+def test_contrast_candidate_is_the_most_clickable_ad_that_does_not_win_at_its_bid():
+    from mechanisms.training.irpo import contrast_candidate
+
+    clicks = {"Ad-11": 0.5, "Ad-12": 0.2, "Ad-13": 0.3}
+    seen = []
+
+    def reward_model(pairs):
+        seen.extend(pairs)
+        return [{a.ad_id: clicks[a.ad_id] for a in parsing.placements(text, SWAP_ADS) if a.valid} for _, text in pairs]
+
+    one_ad = f"Start slowly. For grip, try {parsing.render(SWAP_ADS[2])} on wet days. Rest often."
+    # bids 10, 80, 40: bid x click 5, 16, 12, so Ad-12 wins; of the others Ad-11 clicks most
+    assert contrast_candidate(SWAP_INST, [one_ad, "No ad at all."], reward_model) == 0
+    assert {text for _, text in seen} >= {one_ad.replace(parsing.render(SWAP_ADS[2]), parsing.render(a)) for a in SWAP_ADS}
+    # Ad-11 already bids 100 (and wins at 50): the most clickable of the rest is Ad-13
+    assert contrast_candidate(SWAP_INST.with_bids([100.0, 80.0, 40.0]), [one_ad], reward_model) == 2
+    # no answer with one valid ad: nothing to contrast
+    assert contrast_candidate(SWAP_INST, ["No ad at all.", f"Try @{SWAP_ADS[0].title}@[Ad-99]."], reward_model) is None
 
 
 def test_summarize_samples_reports_the_bid_rank_of_inserted_ads():
@@ -733,6 +765,7 @@ def test_shipped_adapter_is_the_quick_preset_recipe(reward):
     saved.setdefault("choice_cap", "gap")
     saved.setdefault("choice_label_temperature", 0.0)
     saved.setdefault("choice_top_bid", 0.0)
+    saved.setdefault("choice_top_bid_pick", "uniform")
     saved["pctr"] = json.loads(json.dumps(asdict(saved_config(saved["pctr"]))))  # pCTR fields added later
     expect = json.loads(json.dumps(asdict(IRPOConfig.from_preset("quick", reward=reward))))
     unused = {"run_dir"} | ({"pctr"} if reward == "oracle" else set())  # the Oracle run fits no pCTR

@@ -102,7 +102,7 @@ import torch
 
 from llm_auction_env import parsing, scoring
 from llm_auction_env.reward import RewardConfig
-from llm_auction_env.instances import fresh_bids, with_top_bid
+from llm_auction_env.instances import UNIFORM_BIDS, fresh_bids, with_top_bid
 from llm_auction_env.prompts import example_ad
 from llm_auction_env.atomic import atomic_dir, atomic_write_text
 from llm_auction_env.config import from_dict, override, parse_assignments
@@ -187,6 +187,13 @@ class IRPOConfig:
     a low bid (Fig. 4b's fall from 95 to 100). 0 = no such copies (the random stream is then
     untouched). Session 24 continued the shipped policy one epoch at 0.5 (with T = 10): Fig. 4a's
     fall at 100 halved, Fig. 4b's stayed."""
+    choice_top_bid_pick: str = "uniform"
+    """Which candidate a ``choice_top_bid`` copy moves to 100: ``uniform``, one drawn uniformly (of
+    the 10 candidates, mostly an irrelevant ad that loses at any bid: 83 of session 24's 101 copies);
+    ``contrast``, the one the top bid should make the best ad (:func:`contrast_candidate`: the most
+    clickable candidate that is not already the best at the sampled bids), so the copy's preferred
+    ad differs from the sampled bids' and only the bid of 100 explains it. A query whose answers
+    have no one-ad variants falls back to the uniform draw."""
     choice_near_misses: bool = False
     """``pair_kind="choice"``: add to each group the malformed markups a small policy writes in place
     of the sampled ad (:func:`near_misses`: id without title, title cut short, the prompt's example
@@ -294,6 +301,8 @@ class IRPOConfig:
             raise ValueError(f"choice_label_temperature must be >= 0, got {self.choice_label_temperature}")
         if not 0.0 <= self.choice_top_bid <= 1.0:
             raise ValueError(f"choice_top_bid must be in [0, 1], got {self.choice_top_bid}")
+        if self.choice_top_bid_pick not in ("uniform", "contrast"):
+            raise ValueError(f"choice_top_bid_pick must be 'uniform' or 'contrast', got {self.choice_top_bid_pick!r}")
         if self.choice_bid_draws < 1:
             raise ValueError(f"choice_bid_draws must be >= 1, got {self.choice_bid_draws}")
         if self.m_samples < 2:
@@ -477,6 +486,28 @@ def swap_pairs(
                 for w, l in preference_pairs(r, delta_th, max_pairs)]
     out.sort(key=lambda p: p["r_l"] - p["r_w"])  # largest gap first, over all responses (stable)
     return out[:max_pairs] if max_pairs > 0 else out
+
+
+def contrast_candidate(
+    inst: AuctionInstance, responses: Sequence[str],
+    reward_model: Callable[[list[tuple[AuctionInstance, str]]], list[dict[str, float]]],
+) -> int | None:
+    """The candidate (index) whose move to the top bid should change the best ad of ``inst``: each
+    candidate's click probability (``reward_model``) is averaged over the one-ad variants
+    (:func:`ad_variants`) of ``responses``; the best ad at the sampled bids maximises bid x click,
+    and of the other candidates not already bidding the top, the most clickable is returned (ties:
+    the first listed). ``None`` when no response has one-ad variants or no candidate qualifies."""
+    variants = [(ad_id, text) for y in responses for ad_id, text in ad_variants(inst, y) if ad_id is not None]
+    if not variants:
+        return None
+    index = {a.ad_id: j for j, a in enumerate(inst.ads)}
+    clicks: dict[int, list[float]] = {}
+    for (ad_id, _), ctr in zip(variants, reward_model([(inst, text) for _, text in variants])):
+        clicks.setdefault(index[ad_id], []).append(float(ctr.get(ad_id, 0.0)))
+    click = {j: float(np.mean(v)) for j, v in clicks.items()}
+    best = max(sorted(click), key=lambda j: inst.bids[j] * click[j])
+    rest = [j for j in sorted(click) if j != best and inst.bids[j] < UNIFORM_BIDS[1]]
+    return max(rest, key=lambda j: click[j]) if rest else None
 
 
 def near_misses(inst: AuctionInstance, ad_id: str) -> list[tuple[str, str, int]]:
@@ -813,7 +844,8 @@ class IRPO:
                 # the sampled bids, then choice_bid_draws - 1 fresh draws: same answers, other bids
                 draws = [inst, *fresh_bids([inst] * (cfg.choice_bid_draws - 1), rng)]
                 if cfg.choice_top_bid > 0 and rng.random() < cfg.choice_top_bid:
-                    draws.append(with_top_bid(inst, int(rng.integers(len(inst.ads)))))
+                    j = contrast_candidate(inst, responses, reward_model) if cfg.choice_top_bid_pick == "contrast" else None
+                    draws.append(with_top_bid(inst, int(rng.integers(len(inst.ads))) if j is None else j))
                 for d, inst_d in enumerate(draws):
                     prompt_d = prompt if d == 0 else backend.chat_text(self.comps.chat(inst_d))
                     out += [{"i": i, "kind": "choice", "draw": d, "bids": inst_d.bids.tolist(), **g} for g in choice_groups(
