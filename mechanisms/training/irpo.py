@@ -181,7 +181,7 @@ class IRPOConfig:
     relevance alone cannot fit. 1 = the sampled bids only."""
     choice_top_bid: float = 0.0
     """``pair_kind="choice"``: the share of sampled answers whose choice is posed once more under
-    their sampled bids with one candidate, drawn uniformly, bidding the top of the range (100).
+    their sampled bids with one candidate (``choice_top_bid_pick``) bidding the top of the range (100).
     SmolLM2 writes each digit as its own token, so 100 is the one bid of three tokens, led by the
     "1" of the low bids 10-19, and 1 in 100 draws of U{1..100}: the session-22 policy read it as
     a low bid (Fig. 4b's fall from 95 to 100). 0 = no such copies (the random stream is then
