@@ -619,6 +619,8 @@ def test_swap_pair_epoch_trains_on_pairs_that_differ_only_in_the_ad(tiny_llama, 
                     comps).phase_pairs(1, rows, None)
     assert [g for g in contrast if g["draw"] == 0] == groups
     assert any(g["draw"] == 1 for g in contrast)
+    assert {g.get("top_bid_pick") for g in contrast} == {None, "contrast"}  # no fallback: every answer has one ad
+    assert {g.get("top_bid_pick") for g in topped} == {None, "uniform"}
     for g in (g for g in contrast if g["draw"] == 1):
         sampled = rows[g["i"] * drawn_cfg.m_samples]["bids"]
         best = int(np.argmax(sampled))

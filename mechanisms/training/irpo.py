@@ -193,7 +193,8 @@ class IRPOConfig:
     ``contrast``, the one the top bid should make the best ad (:func:`contrast_candidate`: the most
     clickable candidate that is not already the best at the sampled bids), so the copy's preferred
     ad differs from the sampled bids' and only the bid of 100 explains it. A query whose answers
-    have no one-ad variants falls back to the uniform draw. Session 25 (one epoch at share 0.5):
+    have no one-ad variants falls back to the uniform draw (each copy's groups carry
+    ``top_bid_pick``: the way its candidate was picked, so fallbacks are counted in pairs.jsonl). Session 25 (one epoch at share 0.5):
     65 of 108 copies taught that the 100 wins (uniform: 18 of 101); Fig. 4b's instance then reads
     100 as the top bid unless a competitor ties it."""
     choice_near_misses: bool = False
@@ -845,12 +846,14 @@ class IRPO:
             if cfg.pair_kind == "choice":
                 # the sampled bids, then choice_bid_draws - 1 fresh draws: same answers, other bids
                 draws = [inst, *fresh_bids([inst] * (cfg.choice_bid_draws - 1), rng)]
+                tags = [{}] * len(draws)
                 if cfg.choice_top_bid > 0 and rng.random() < cfg.choice_top_bid:
                     j = contrast_candidate(inst, responses, reward_model) if cfg.choice_top_bid_pick == "contrast" else None
                     draws.append(with_top_bid(inst, int(rng.integers(len(inst.ads))) if j is None else j))
-                for d, inst_d in enumerate(draws):
+                    tags.append({"top_bid_pick": "uniform" if j is None else "contrast"})  # uniform = the fallback under contrast
+                for d, (inst_d, tag) in enumerate(zip(draws, tags)):
                     prompt_d = prompt if d == 0 else backend.chat_text(self.comps.chat(inst_d))
-                    out += [{"i": i, "kind": "choice", "draw": d, "bids": inst_d.bids.tolist(), **g} for g in choice_groups(
+                    out += [{"i": i, "kind": "choice", "draw": d, "bids": inst_d.bids.tolist(), **tag, **g} for g in choice_groups(
                         inst_d, prompt_d, responses, reward_model, cfg.reward_config, cfg.delta_th,
                         cfg.max_pairs_per_query, with_near_misses=cfg.choice_near_misses,
                         with_repeats=cfg.choice_repeats, with_none=cfg.choice_none,
