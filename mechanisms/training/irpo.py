@@ -194,9 +194,9 @@ class IRPOConfig:
     clickable candidate that is not already the best at the sampled bids), so the copy's preferred
     ad differs from the sampled bids' and only the bid of 100 explains it. A query whose answers
     have no one-ad variants falls back to the uniform draw (each copy's groups carry
-    ``top_bid_pick``: the way its candidate was picked, so fallbacks are counted in pairs.jsonl). Session 25 (one epoch at share 0.5):
-    65 of 108 copies taught that the 100 wins (uniform: 18 of 101); Fig. 4b's instance then reads
-    100 as the top bid unless a competitor ties it."""
+    ``top_bid_pick``, the way its candidate was picked, so fallbacks are counted in pairs.jsonl).
+    Session 25 (one epoch at share 0.5): 65 of 108 copies taught that the 100 wins (uniform: 18 of
+    101); Fig. 4b's instance then reads 100 as the top bid unless a competitor ties it."""
     choice_near_misses: bool = False
     """``pair_kind="choice"``: add to each group the malformed markups a small policy writes in place
     of the sampled ad (:func:`near_misses`: id without title, title cut short, the prompt's example
