@@ -10,7 +10,7 @@ instances here, so "an instance of query q with k candidates and paper bids" mea
 * :func:`make_instances` -- ``n`` instances of a split, in a seeded random order (or the split's
   first ``n`` queries with ``shuffle=False``);
 * :func:`fresh_bids` -- the same instances with new bids (IRPO draws fresh bids in every phase);
-* :func:`with_top_bid` -- one candidate moved to the top bid (IRPO's ``choice_top_bid`` copies).
+* :func:`with_bid` -- one candidate's bid moved (IRPO's ``choice_top_bid`` and ``choice_tie_bid`` copies).
 """
 from __future__ import annotations
 
@@ -80,8 +80,8 @@ def fresh_bids(instances: Sequence[AuctionInstance], rng: np.random.Generator,
     return [inst.with_bids(draw_bids(bids, rng, len(inst.ads), row)) for row, inst in enumerate(instances)]
 
 
-def with_top_bid(inst: AuctionInstance, j: int) -> AuctionInstance:
-    """``inst`` with candidate ``j`` bidding the top of the uniform range (100), the others unchanged."""
+def with_bid(inst: AuctionInstance, j: int, bid: float) -> AuctionInstance:
+    """``inst`` with candidate ``j`` bidding ``bid``, the others unchanged."""
     bids = np.array(inst.bids, dtype=np.float64)
-    bids[j] = UNIFORM_BIDS[1]
+    bids[j] = bid
     return inst.with_bids(bids)

@@ -2,6 +2,7 @@
 exact adapter concatenation."""
 from __future__ import annotations
 
+import collections
 import copy
 import hashlib
 import json
@@ -627,13 +628,34 @@ def test_swap_pair_epoch_trains_on_pairs_that_differ_only_in_the_ad(tiny_llama, 
         assert g["bids"] == [100.0 if j == min(set(range(len(sampled))) - {best}) else b for j, b in enumerate(sampled)]
     with pytest.raises(ValueError, match="choice_top_bid_pick"):
         config(tmp_path / "bad", choice_top_bid_pick="best")
+    # choice_tie_bid = 1: one more copy per answer, made on its top-bid copy when there is one, in
+    # which a second candidate bids the best ad's bid (equal toy clicks: the best is the highest bid)
+    for top, pick in ((0.0, None), (1.0, "contrast")):
+        tied = IRPO(override(drawn_cfg, {"choice_bid_draws": 1, "choice_top_bid": top, "choice_top_bid_pick": "contrast",
+                                         "choice_tie_bid": 1.0}), comps).phase_pairs(1, rows, None)
+        assert [g for g in tied if g["draw"] == 0] == groups
+        by_answer = {}
+        for g in tied:
+            by_answer.setdefault((g["i"], g["answer"]), {})[g["draw"]] = g
+        assert set(by_answer) == {(g["i"], g["answer"]) for g in groups}
+        for draws in by_answer.values():
+            tie, base = draws[max(draws)], draws[max(draws) - 1]  # base: the top-bid copy or the sampled bids
+            assert max(draws) == (2 if top else 1) and "tie_with" in tie and "tie_with" not in base
+            assert tie.get("top_bid_pick") == base.get("top_bid_pick") == pick
+            best = int(np.argmax(base["bids"]))
+            moved = [j for j, (b, b0) in enumerate(zip(tie["bids"], base["bids"])) if b != b0]
+            assert len(moved) == 1 and tie["bids"][moved[0]] == base["bids"][best] == tie["tie_bid"]
+            assert tie["tie_with"] == ADS[best].ad_id
+            assert tie["rewards"] == pytest.approx([0.4 * b - 10.0 for b in tie["bids"]])
+    with pytest.raises(ValueError, match="choice_tie_bid"):
+        config(tmp_path / "bad", choice_tie_bid=-0.1)
     dm = choice_irpo.phase_dpo(1, None, groups)
     assert dm["dpo_steps"] >= 1 and dm["choice_groups"] == len(groups) and np.isfinite(dm["dpo_loss"])
     assert (tmp_path / "choice" / "epoch_01" / "policy" / "adapter_model.safetensors").exists()
 
 
 def test_contrast_candidate_is_the_most_clickable_ad_that_does_not_win_at_its_bid():
-    from mechanisms.training.irpo import contrast_candidate
+    from mechanisms.training.irpo import candidate_clicks, contrast_candidate
 
     clicks = {"Ad-11": 0.5, "Ad-12": 0.2, "Ad-13": 0.3}
     seen = []
@@ -643,13 +665,35 @@ def test_contrast_candidate_is_the_most_clickable_ad_that_does_not_win_at_its_bi
         return [{a.ad_id: clicks[a.ad_id] for a in parsing.placements(text, SWAP_ADS) if a.valid} for _, text in pairs]
 
     one_ad = f"Start slowly. For grip, try {parsing.render(SWAP_ADS[2])} on wet days. Rest often."
-    # bids 10, 80, 40: bid x click 5, 16, 12, so Ad-12 wins; of the others Ad-11 clicks most
-    assert contrast_candidate(SWAP_INST, [one_ad, "No ad at all."], reward_model) == 0
+    click = candidate_clicks(SWAP_INST, [one_ad, "No ad at all."], reward_model)
+    assert click == pytest.approx({0: 0.5, 1: 0.2, 2: 0.3})
     assert {text for _, text in seen} >= {one_ad.replace(parsing.render(SWAP_ADS[2]), parsing.render(a)) for a in SWAP_ADS}
+    # bids 10, 80, 40: bid x click 5, 16, 12, so Ad-12 wins; of the others Ad-11 clicks most
+    assert contrast_candidate(SWAP_INST, click) == 0
     # Ad-11 already bids 100 (and wins at 50): the most clickable of the rest is Ad-13
-    assert contrast_candidate(SWAP_INST.with_bids([100.0, 80.0, 40.0]), [one_ad], reward_model) == 2
-    # no answer with one valid ad: nothing to contrast
-    assert contrast_candidate(SWAP_INST, ["No ad at all.", f"Try @{SWAP_ADS[0].title}@[Ad-99]."], reward_model) is None
+    assert contrast_candidate(SWAP_INST.with_bids([100.0, 80.0, 40.0]), click) == 2
+    # no answer with one valid ad: no clicks, nothing to contrast
+    assert candidate_clicks(SWAP_INST, ["No ad at all.", f"Try @{SWAP_ADS[0].title}@[Ad-99]."], reward_model) == {}
+    assert contrast_candidate(SWAP_INST, {}) is None
+
+
+def test_tie_copy_gives_another_candidate_the_best_ads_bid():
+    from mechanisms.training.irpo import tie_copy
+
+    click = {0: 0.5, 1: 0.2, 2: 0.3}  # bids 10, 80, 40: Ad-12 wins at 16
+    moved = collections.Counter()
+    for seed in range(40):
+        inst, tag = tie_copy(SWAP_INST, click, np.random.default_rng(seed))
+        assert tag == {"tie_with": "Ad-12", "tie_bid": 80.0}
+        changed = [j for j in range(3) if inst.bids[j] != SWAP_INST.bids[j]]
+        assert len(changed) == 1 and inst.bids[changed[0]] == 80.0
+        moved[changed[0]] += 1
+    assert set(moved) == {0, 2} and min(moved.values()) >= 10  # uniform over the others (p ~ 1e-3 to fail)
+    # a candidate already at the best ad's bid is not drawn; nothing to tie when all share it
+    inst, _ = tie_copy(SWAP_INST.with_bids([80.0, 80.0, 40.0]), click, np.random.default_rng(0))
+    assert inst.bids.tolist() == [80.0, 80.0, 80.0]
+    assert tie_copy(SWAP_INST.with_bids([80.0, 80.0, 80.0]), click, np.random.default_rng(0)) is None
+    assert tie_copy(SWAP_INST, {}, np.random.default_rng(0)) is None
 
 
 def test_summarize_samples_reports_the_bid_rank_of_inserted_ads():
@@ -768,6 +812,7 @@ def test_shipped_adapter_is_the_quick_preset_recipe(reward):
     saved.setdefault("choice_label_temperature", 0.0)
     saved.setdefault("choice_top_bid", 0.0)
     saved.setdefault("choice_top_bid_pick", "uniform")
+    saved.setdefault("choice_tie_bid", 0.0)
     saved["pctr"] = json.loads(json.dumps(asdict(saved_config(saved["pctr"]))))  # pCTR fields added later
     expect = json.loads(json.dumps(asdict(IRPOConfig.from_preset("quick", reward=reward))))
     unused = {"run_dir"} | ({"pctr"} if reward == "oracle" else set())  # the Oracle run fits no pCTR

@@ -102,7 +102,7 @@ import torch
 
 from llm_auction_env import parsing, scoring
 from llm_auction_env.reward import RewardConfig
-from llm_auction_env.instances import UNIFORM_BIDS, fresh_bids, with_top_bid
+from llm_auction_env.instances import UNIFORM_BIDS, fresh_bids, with_bid
 from llm_auction_env.prompts import example_ad
 from llm_auction_env.atomic import atomic_dir, atomic_write_text
 from llm_auction_env.config import from_dict, override, parse_assignments
@@ -197,6 +197,15 @@ class IRPOConfig:
     ``top_bid_pick``, the way its candidate was picked, so fallbacks are counted in pairs.jsonl).
     Session 25 (one epoch at share 0.5): 65 of 108 copies taught that the 100 wins (uniform: 18 of
     101); Fig. 4b's instance then reads 100 as the top bid unless a competitor ties it."""
+    choice_tie_bid: float = 0.0
+    """``pair_kind="choice"``: the share of sampled answers whose choice is posed once more with a
+    tie: another candidate, drawn uniformly, bids what the best ad bids (:func:`tie_copy`). The tie
+    is made on the answer's top-bid copy when it has one (so half of them sit at 100 under
+    ``choice_top_bid=0.5``), else on its sampled bids, and the copy's groups carry ``tie_with``
+    and ``tie_bid`` (with the top-bid copy's ``top_bid_pick`` when made on it). Queries without
+    one-ad answers get no tie copy (no click probabilities to name the best ad). Session 25 traced
+    Fig. 4b's last jumps to ties: where the swept ad's bid equals a competitor's, the policy often
+    shows the competitor. 0 = no such copies (the random stream is then untouched)."""
     choice_near_misses: bool = False
     """``pair_kind="choice"``: add to each group the malformed markups a small policy writes in place
     of the sampled ad (:func:`near_misses`: id without title, title cut short, the prompt's example
@@ -304,6 +313,8 @@ class IRPOConfig:
             raise ValueError(f"choice_label_temperature must be >= 0, got {self.choice_label_temperature}")
         if not 0.0 <= self.choice_top_bid <= 1.0:
             raise ValueError(f"choice_top_bid must be in [0, 1], got {self.choice_top_bid}")
+        if not 0.0 <= self.choice_tie_bid <= 1.0:
+            raise ValueError(f"choice_tie_bid must be in [0, 1], got {self.choice_tie_bid}")
         if self.choice_top_bid_pick not in ("uniform", "contrast"):
             raise ValueError(f"choice_top_bid_pick must be 'uniform' or 'contrast', got {self.choice_top_bid_pick!r}")
         if self.choice_bid_draws < 1:
@@ -491,26 +502,56 @@ def swap_pairs(
     return out[:max_pairs] if max_pairs > 0 else out
 
 
-def contrast_candidate(
+def candidate_clicks(
     inst: AuctionInstance, responses: Sequence[str],
     reward_model: Callable[[list[tuple[AuctionInstance, str]]], list[dict[str, float]]],
-) -> int | None:
-    """The candidate (index) whose move to the top bid should change the best ad of ``inst``: each
-    candidate's click probability (``reward_model``) is averaged over the one-ad variants
-    (:func:`ad_variants`) of ``responses``; the best ad at the sampled bids maximises bid x click,
-    and of the other candidates not already bidding the top, the most clickable is returned (ties:
-    the first listed). ``None`` when no response has one-ad variants or no candidate qualifies."""
+) -> dict[int, float]:
+    """Each candidate's (index) click probability under ``reward_model``, averaged over the one-ad
+    variants (:func:`ad_variants`) of ``responses``; empty when no response has one-ad variants.
+    Click probabilities do not depend on the bids, so one call serves every bid copy of a query."""
     variants = [(ad_id, text) for y in responses for ad_id, text in ad_variants(inst, y) if ad_id is not None]
     if not variants:
-        return None
+        return {}
     index = {a.ad_id: j for j, a in enumerate(inst.ads)}
     clicks: dict[int, list[float]] = {}
     for (ad_id, _), ctr in zip(variants, reward_model([(inst, text) for _, text in variants])):
         clicks.setdefault(index[ad_id], []).append(float(ctr.get(ad_id, 0.0)))
-    click = {j: float(np.mean(v)) for j, v in clicks.items()}
-    best = max(sorted(click), key=lambda j: inst.bids[j] * click[j])
-    rest = [j for j in sorted(click) if j != best and inst.bids[j] < UNIFORM_BIDS[1]]
+    return {j: float(np.mean(v)) for j, v in sorted(clicks.items())}
+
+
+def best_candidate(inst: AuctionInstance, click: dict[int, float]) -> int:
+    """The candidate of ``click`` (:func:`candidate_clicks`) with the largest bid x click (ties: the
+    first listed)."""
+    return max(click, key=lambda j: inst.bids[j] * click[j])
+
+
+def contrast_candidate(inst: AuctionInstance, click: dict[int, float]) -> int | None:
+    """The candidate (index) whose move to the top bid should change the best ad of ``inst``: of
+    the candidates of ``click`` (:func:`candidate_clicks`) that are not the best at the sampled
+    bids (:func:`best_candidate`) and not already bidding the top, the most clickable (ties: the
+    first listed). ``None`` when ``click`` is empty or no candidate qualifies."""
+    if not click:
+        return None
+    best = best_candidate(inst, click)
+    rest = [j for j in click if j != best and inst.bids[j] < UNIFORM_BIDS[1]]
     return max(rest, key=lambda j: click[j]) if rest else None
+
+
+def tie_copy(inst: AuctionInstance, click: dict[int, float], rng: np.random.Generator) -> tuple[AuctionInstance, dict] | None:
+    """``inst`` with one other candidate bidding what the best ad bids (:func:`best_candidate` of
+    ``click``), drawn uniformly from the candidates that do not already bid it, and the copy's tag
+    (``tie_with``: the best ad's id, ``tie_bid``: the shared bid). Between the two ads at that bid
+    only the click probability decides, so the copy teaches the policy to break an equal bid by
+    relevance. ``None`` when ``click`` is empty or every candidate already bids the best ad's bid."""
+    if not click:
+        return None
+    best = best_candidate(inst, click)
+    bid = float(inst.bids[best])
+    others = [j for j in range(len(inst.ads)) if inst.bids[j] != bid]
+    if not others:
+        return None
+    k = others[int(rng.integers(len(others)))]
+    return with_bid(inst, k, bid), {"tie_with": inst.ads[best].ad_id, "tie_bid": bid}
 
 
 def near_misses(inst: AuctionInstance, ad_id: str) -> list[tuple[str, str, int]]:
@@ -847,10 +888,17 @@ class IRPO:
                 # the sampled bids, then choice_bid_draws - 1 fresh draws: same answers, other bids
                 draws = [inst, *fresh_bids([inst] * (cfg.choice_bid_draws - 1), rng)]
                 tags = [{}] * len(draws)
-                if cfg.choice_top_bid > 0 and rng.random() < cfg.choice_top_bid:
-                    j = contrast_candidate(inst, responses, reward_model) if cfg.choice_top_bid_pick == "contrast" else None
-                    draws.append(with_top_bid(inst, int(rng.integers(len(inst.ads))) if j is None else j))
+                top = cfg.choice_top_bid > 0 and rng.random() < cfg.choice_top_bid
+                tie = cfg.choice_tie_bid > 0 and rng.random() < cfg.choice_tie_bid
+                needs_click = tie or top and cfg.choice_top_bid_pick == "contrast"
+                click = candidate_clicks(inst, responses, reward_model) if needs_click else {}
+                if top:
+                    j = contrast_candidate(inst, click) if cfg.choice_top_bid_pick == "contrast" else None
+                    draws.append(with_bid(inst, int(rng.integers(len(inst.ads))) if j is None else j, UNIFORM_BIDS[1]))
                     tags.append({"top_bid_pick": "uniform" if j is None else "contrast"})  # uniform = the fallback under contrast
+                if tie and (copy := tie_copy(draws[-1], click, rng)) is not None:
+                    draws.append(copy[0])  # on the top-bid copy when one was posed, else on the sampled bids
+                    tags.append({**tags[-1], **copy[1]})
                 for d, (inst_d, tag) in enumerate(zip(draws, tags)):
                     prompt_d = prompt if d == 0 else backend.chat_text(self.comps.chat(inst_d))
                     out += [{"i": i, "kind": "choice", "draw": d, "bids": inst_d.bids.tolist(), **tag, **g} for g in choice_groups(
