@@ -11,8 +11,8 @@ date
 # (started by hand at 16:58 with the same command, output in runs/irpo-tie-s26.log; this script waited for it)
 # llm-auction train --preset quick --reward pctr --run-dir $RUN --set init_adapter=mechanisms/adapters/llm_auction_pctr/policy \
 #   epochs=1 choice_label_temperature=10 choice_top_bid=0.5 choice_top_bid_pick=contrast choice_tie_bid=0.5 seed=23 --export $EXP
-while [ ! -f $EXP/adapter_config.json ] && ! grep -q Traceback runs/irpo-tie-s26.log; do sleep 20; done
-sleep 30
+while pgrep -f "run-dir $RUN" > /dev/null; do sleep 20; done
+[ -f $EXP/policy/adapter_model.safetensors ] || exit 1
 echo '{"constrain_ads": true, "max_ads": 2}' > $EXP/serving.json
 date
 llm-auction properties continuity --mechanism oracle_softmax --checkpoint $EXP --samples 50 --bids $BIDS --batch-size 16 --out runs/fig4b-s26
