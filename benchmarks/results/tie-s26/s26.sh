@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 BIDS=1,5,10,15,20,25,30,35,40,45,50,55,60,65,70,75,80,85,90,95,100
 RUN=runs/irpo-tie-s26; EXP=runs/export-tie-s26
 date
-# (started by hand at 16:58 with the same command, output in runs/irpo-tie-s26.log; this script waited for it)
+# (started by hand at 16:47 with the same command, output in runs/irpo-tie-s26.log; this script waited for it)
 # llm-auction train --preset quick --reward pctr --run-dir $RUN --set init_adapter=mechanisms/adapters/llm_auction_pctr/policy \
 #   epochs=1 choice_label_temperature=10 choice_top_bid=0.5 choice_top_bid_pick=contrast choice_tie_bid=0.5 seed=23 --export $EXP
 while pgrep -f "run-dir $RUN" > /dev/null; do sleep 20; done
