@@ -647,6 +647,14 @@ def test_swap_pair_epoch_trains_on_pairs_that_differ_only_in_the_ad(tiny_llama, 
             assert len(moved) == 1 and tie["bids"][moved[0]] == base["bids"][best] == tie["tie_bid"]
             assert tie["tie_with"] == ADS[best].ad_id
             assert tie["rewards"] == pytest.approx([0.4 * b - 10.0 for b in tie["bids"]])
+    # with fresh bid draws and no top-bid copy the tie is still made on the sampled bids
+    tied = IRPO(override(drawn_cfg, {"choice_bid_draws": 2, "choice_tie_bid": 1.0}), comps).phase_pairs(1, rows, None)
+    ties = [g for g in tied if "tie_with" in g]
+    assert ties and all(g["draw"] == 2 and "top_bid_pick" not in g for g in ties)
+    for g in ties:
+        sampled = rows[g["i"] * drawn_cfg.m_samples]["bids"]
+        moved = [j for j, (b, b0) in enumerate(zip(g["bids"], sampled)) if b != b0]
+        assert len(moved) == 1 and g["bids"][moved[0]] == max(sampled) == g["tie_bid"]
     with pytest.raises(ValueError, match="choice_tie_bid"):
         config(tmp_path / "bad", choice_tie_bid=-0.1)
     dm = choice_irpo.phase_dpo(1, None, groups)

@@ -194,7 +194,8 @@ class IRPOConfig:
     clickable candidate that is not already the best at the sampled bids), so the copy's preferred
     ad differs from the sampled bids' and only the bid of 100 explains it. A query whose answers
     have no one-ad variants falls back to the uniform draw (each copy's groups carry
-    ``top_bid_pick``, the way its candidate was picked, so fallbacks are counted in pairs.jsonl).
+    ``top_bid_pick``, the way its candidate was picked, so fallbacks are counted in pairs.jsonl;
+    session 26: 46 of 93 kept copies, the shipped policy writing two ads in most answers).
     Session 25 (one epoch at share 0.5): 65 of 108 copies taught that the 100 wins (uniform: 18 of
     101); Fig. 4b's instance then reads 100 as the top bid unless a competitor ties it."""
     choice_tie_bid: float = 0.0
@@ -204,8 +205,9 @@ class IRPOConfig:
     ``choice_top_bid=0.5``), else on its sampled bids, and the copy's groups carry ``tie_with``
     and ``tie_bid`` (with the top-bid copy's ``top_bid_pick`` when made on it). Queries without
     one-ad answers get no tie copy (no click probabilities to name the best ad). Session 25 traced
-    Fig. 4b's last jumps to ties: where the swept ad's bid equals a competitor's, the policy often
-    shows the competitor. 0 = no such copies (the random stream is then untouched)."""
+    Fig. 4b's last jumps to ties: where the swept ad's bid equals a competitor's, the policy loses
+    the swept ad. Session 26 (one epoch at 0.5, 41 tie groups kept): the tie at 100 was fixed, the
+    one at 60 was not. 0 = no such copies (the random stream is then untouched)."""
     choice_near_misses: bool = False
     """``pair_kind="choice"``: add to each group the malformed markups a small policy writes in place
     of the sampled ad (:func:`near_misses`: id without title, title cut short, the prompt's example
@@ -896,9 +898,9 @@ class IRPO:
                     j = contrast_candidate(inst, click) if cfg.choice_top_bid_pick == "contrast" else None
                     draws.append(with_bid(inst, int(rng.integers(len(inst.ads))) if j is None else j, UNIFORM_BIDS[1]))
                     tags.append({"top_bid_pick": "uniform" if j is None else "contrast"})  # uniform = the fallback under contrast
-                if tie and (copy := tie_copy(draws[-1], click, rng)) is not None:
+                if tie and (copy := tie_copy(draws[-1] if top else inst, click, rng)) is not None:
                     draws.append(copy[0])  # on the top-bid copy when one was posed, else on the sampled bids
-                    tags.append({**tags[-1], **copy[1]})
+                    tags.append({**(tags[-1] if top else {}), **copy[1]})
                 for d, (inst_d, tag) in enumerate(zip(draws, tags)):
                     prompt_d = prompt if d == 0 else backend.chat_text(self.comps.chat(inst_d))
                     out += [{"i": i, "kind": "choice", "draw": d, "bids": inst_d.bids.tolist(), **tag, **g} for g in choice_groups(
