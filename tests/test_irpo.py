@@ -331,6 +331,11 @@ def test_sampling_goes_through_the_engine_one_server_per_policy(tiny_llama, tmp_
     assert closed == made  # epoch 1's engine stopped before epoch 2's started; the last at the end
 
 
+def moved_bids(bids, base) -> list[int]:
+    """The candidates whose bid in ``bids`` differs from ``base``."""
+    return [j for j, (b, b0) in enumerate(zip(bids, base)) if b != b0]
+
+
 SWAP_ADS = (Ad("Ad-11", "Trail Shoes", "shoes"), Ad("Ad-12", "Water Bottle", "bottles"), Ad("Ad-13", "Desk Lamp", "lamps"))
 SWAP_INST = AuctionInstance("How do I start trail running?", UserProfile("u", "runner"), SWAP_ADS, np.array([10.0, 80.0, 40.0]))
 
@@ -608,7 +613,7 @@ def test_swap_pair_epoch_trains_on_pairs_that_differ_only_in_the_ad(tiny_llama, 
     assert {(g["i"], g["answer"]) for g in tops} == {(g["i"], g["answer"]) for g in groups}
     for g in tops:
         sampled = rows[g["i"] * drawn_cfg.m_samples]["bids"]  # the bids its answers were sampled under
-        moved = [j for j, (b, b0) in enumerate(zip(g["bids"], sampled)) if b != b0]
+        moved = moved_bids(g["bids"], sampled)
         assert 100.0 in g["bids"] and len(moved) <= 1 and all(g["bids"][j] == 100.0 for j in moved)
         assert g["rewards"] == pytest.approx([0.4 * b - 10.0 for b in g["bids"]])
     assert len({tuple(g["bids"]).index(100.0) for g in tops}) > 1  # the candidate is drawn, not fixed
@@ -643,7 +648,7 @@ def test_swap_pair_epoch_trains_on_pairs_that_differ_only_in_the_ad(tiny_llama, 
             assert max(draws) == (2 if top else 1) and "tie_with" in tie and "tie_with" not in base
             assert tie.get("top_bid_pick") == base.get("top_bid_pick") == pick
             best = int(np.argmax(base["bids"]))
-            moved = [j for j, (b, b0) in enumerate(zip(tie["bids"], base["bids"])) if b != b0]
+            moved = moved_bids(tie["bids"], base["bids"])
             assert len(moved) == 1 and tie["bids"][moved[0]] == base["bids"][best] == tie["tie_bid"]
             assert tie["tie_with"] == ADS[best].ad_id
             assert tie["rewards"] == pytest.approx([0.4 * b - 10.0 for b in tie["bids"]])
@@ -653,7 +658,7 @@ def test_swap_pair_epoch_trains_on_pairs_that_differ_only_in_the_ad(tiny_llama, 
     assert ties and all(g["draw"] == 2 and "top_bid_pick" not in g for g in ties)
     for g in ties:
         sampled = rows[g["i"] * drawn_cfg.m_samples]["bids"]
-        moved = [j for j, (b, b0) in enumerate(zip(g["bids"], sampled)) if b != b0]
+        moved = moved_bids(g["bids"], sampled)
         assert len(moved) == 1 and g["bids"][moved[0]] == max(sampled) == g["tie_bid"]
     with pytest.raises(ValueError, match="choice_tie_bid"):
         config(tmp_path / "bad", choice_tie_bid=-0.1)
@@ -693,7 +698,7 @@ def test_tie_copy_gives_another_candidate_the_best_ads_bid():
     for seed in range(40):
         inst, tag = tie_copy(SWAP_INST, click, np.random.default_rng(seed))
         assert tag == {"tie_with": "Ad-12", "tie_bid": 80.0}
-        changed = [j for j in range(3) if inst.bids[j] != SWAP_INST.bids[j]]
+        changed = moved_bids(inst.bids, SWAP_INST.bids)
         assert len(changed) == 1 and inst.bids[changed[0]] == 80.0
         moved[changed[0]] += 1
     assert set(moved) == {0, 2} and min(moved.values()) >= 10  # uniform over the others (p ~ 1e-3 to fail)
