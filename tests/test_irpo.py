@@ -685,8 +685,16 @@ def test_contrast_candidate_is_the_most_clickable_ad_that_does_not_win_at_its_bi
     assert contrast_candidate(SWAP_INST, click) == 0
     # Ad-11 already bids 100 (and wins at 50): the most clickable of the rest is Ad-13
     assert contrast_candidate(SWAP_INST.with_bids([100.0, 80.0, 40.0]), click) == 2
-    # no answer with one valid ad: no clicks, nothing to contrast
-    assert candidate_clicks(SWAP_INST, ["No ad at all.", f"Try @{SWAP_ADS[0].title}@[Ad-99]."], reward_model) == {}
+    # a two-ad answer is read at its first insertion; the candidate it names second is left out
+    # there (a duplicate), and the first ad's click is the one the reward model gives the first slot
+    seen.clear()
+    two_ads = f"For grip, try {parsing.render(SWAP_ADS[2])} on wet days. Carry {parsing.render(SWAP_ADS[1])} too."
+    assert candidate_clicks(SWAP_INST, [two_ads], reward_model) == pytest.approx({0: 0.5, 2: 0.3})
+    assert len(seen) == 2 and all(text.endswith(f"Carry {parsing.render(SWAP_ADS[1])} too.") for _, text in seen)
+    assert candidate_clicks(SWAP_INST, [two_ads, one_ad], reward_model) == pytest.approx({0: 0.5, 1: 0.2, 2: 0.3})
+    # no answer whose first ad is valid: no clicks, nothing to contrast
+    assert candidate_clicks(SWAP_INST, ["No ad at all.", f"Try @{SWAP_ADS[0].title}@[Ad-99]. Carry {parsing.render(SWAP_ADS[1])}."],
+                            reward_model) == {}
     assert contrast_candidate(SWAP_INST, {}) is None
 
 

@@ -192,10 +192,10 @@ class IRPOConfig:
     the 10 candidates, mostly an irrelevant ad that loses at any bid: 83 of session 24's 101 copies);
     ``contrast``, the one the top bid should make the best ad (:func:`contrast_candidate`: the most
     clickable candidate that is not already the best at the sampled bids), so the copy's preferred
-    ad differs from the sampled bids' and only the bid of 100 explains it. A query whose answers
-    have no one-ad variants falls back to the uniform draw (each copy's groups carry
+    ad differs from the sampled bids' and only the bid of 100 explains it. A query none of whose
+    answers has a valid first ad falls back to the uniform draw (each copy's groups carry
     ``top_bid_pick``, the way its candidate was picked, so fallbacks are counted in pairs.jsonl;
-    session 26: 46 of 93 kept copies, the shipped policy writing two ads in most answers).
+    session 26, when only one-ad answers were read: 46 of 93 kept copies).
     Session 25 (one epoch at share 0.5): 65 of 108 copies taught that the 100 wins (uniform: 18 of
     101); Fig. 4b's instance then reads 100 as the top bid unless a competitor ties it."""
     choice_tie_bid: float = 0.0
@@ -203,8 +203,9 @@ class IRPOConfig:
     tie: another candidate, drawn uniformly, bids what the best ad bids (:func:`tie_copy`). The tie
     is made on the answer's top-bid copy when it has one (so half of them sit at 100 under
     ``choice_top_bid=0.5``), else on its sampled bids, and the copy's groups carry ``tie_with``
-    and ``tie_bid`` (with the top-bid copy's ``top_bid_pick`` when made on it). Queries without
-    one-ad answers get no tie copy (no click probabilities to name the best ad). Session 25 traced
+    and ``tie_bid`` (with the top-bid copy's ``top_bid_pick`` when made on it). A query none of
+    whose answers has a valid first ad gets no tie copy (no click probabilities to name the best
+    ad); with ``choice_later`` the copies of many-ad answers pose their first insertion too. Session 25 traced
     Fig. 4b's last jumps to ties: where the swept ad's bid equals a competitor's, the policy loses
     the swept ad. Session 26 (one epoch at 0.5, 41 tie groups kept): the tie at 100 was fixed, the
     one at 60 was not. 0 = no such copies (the random stream is then untouched)."""
@@ -508,10 +509,18 @@ def candidate_clicks(
     inst: AuctionInstance, responses: Sequence[str],
     reward_model: Callable[[list[tuple[AuctionInstance, str]]], list[dict[str, float]]],
 ) -> dict[int, float]:
-    """Each candidate's (index) click probability under ``reward_model``, averaged over the one-ad
-    variants (:func:`ad_variants`) of ``responses``; empty when no response has one-ad variants.
-    Click probabilities do not depend on the bids, so one call serves every bid copy of a query."""
-    variants = [(ad_id, text) for y in responses for ad_id, text in ad_variants(inst, y) if ad_id is not None]
+    """Each candidate's (index) click probability under ``reward_model``, averaged over the variants
+    of ``responses`` at their first insertion (:func:`insertion_variants` at ``k = 0``: one-ad and
+    many-ad answers alike, the other insertions kept); in an answer a candidate it names elsewhere
+    is left out (there it would be a duplicate, its click not its own). Empty when no response's
+    first insertion is a valid ad. Click probabilities do not depend on the bids, so one call
+    serves every bid copy of a query. (Up to session 26 only one-ad answers were read, and a
+    policy writing two ads left half the queries without clicks.)"""
+    variants = []
+    for y in responses:
+        elsewhere = {p.ad_id for p in scoring.parse(inst, y).placements[1:]}
+        variants += [(ad_id, text) for ad_id, text in insertion_variants(inst, y, 0)
+                     if ad_id is not None and ad_id not in elsewhere]
     if not variants:
         return {}
     index = {a.ad_id: j for j, a in enumerate(inst.ads)}
