@@ -103,7 +103,7 @@ def markdown(runs: dict[str, tuple[dict, list[dict]]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchmarks.leaderboard import git
+    from llm_auction_env.provenance import git
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.irpo_report", description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", help="IRPO run directories")

@@ -50,7 +50,6 @@ import hashlib
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 import warnings
@@ -64,6 +63,7 @@ import numpy as np
 from llm_auction_env.config import given, override, parse_assignments
 from llm_auction_env.llm.base import Sampling
 from llm_auction_env.presets import PRESETS, get_preset
+from llm_auction_env.provenance import git
 from llm_auction_env.prompts import STYLES
 from llm_auction_env.reward import RewardConfig
 
@@ -588,15 +588,6 @@ def run_leaderboard(config: LeaderboardConfig | dict | None = None, *, backend: 
                          for a, b in cfg.compare if a in per_mech and b in per_mech}
     write_outputs(results, per_mech, out)
     return results
-
-
-def git(*args: str) -> str | None:
-    """Output of ``git *args`` in this repository, or None outside a checkout / without git."""
-    repo = Path(__file__).resolve().parents[1]
-    try:
-        return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def run_metadata(cfg: LeaderboardConfig, t_start: float, timing: dict, n_instances: int) -> dict:

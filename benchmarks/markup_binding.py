@@ -100,7 +100,7 @@ def markdown(run: str, rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchmarks.leaderboard import git
+    from llm_auction_env.provenance import git
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.markup_binding", description=__doc__.split("\n\n")[0])
     p.add_argument("run", help="IRPO run directory")

@@ -31,7 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .leaderboard import LeaderboardConfig, git, mechanism_kwargs
+from llm_auction_env.provenance import git
+
+from .leaderboard import LeaderboardConfig, mechanism_kwargs
 
 TAUS = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 

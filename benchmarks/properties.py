@@ -387,7 +387,7 @@ def _sweeps(parts: Parts, instances: list, ads, grid, samples: int, args) -> tup
 
 
 def _meta(args, parts: Parts, timing: dict, t_start: float) -> dict:
-    from benchmarks.leaderboard import git
+    from llm_auction_env.provenance import git
 
     return {"git_commit": git("rev-parse", "HEAD"), "seed": args.seed, "preset": args.preset, "argv": sys.argv[1:],
             "wall_seconds_per_mechanism": timing, "wall_seconds_total": round(time.time() - t_start, 2),

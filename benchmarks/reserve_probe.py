@@ -27,8 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.leaderboard import LeaderboardConfig, _record, checkpoint_responses, csv_records, git, paired_differences
+from benchmarks.leaderboard import LeaderboardConfig, _record, checkpoint_responses, csv_records, paired_differences
 from llm_auction_env.config import from_dict
+from llm_auction_env.provenance import git
 
 COLUMNS = {"expected_reward": "expected_reward", "expected_revenue": "expected_revenue", "n_ads": "ads"}
 """Reported columns (record field -> the leaderboard metric of its paired difference)."""

@@ -109,6 +109,7 @@ from llm_auction_env.config import from_dict, override, parse_assignments
 from llm_auction_env.jsonl import read_jsonl, write_jsonl
 from llm_auction_env.llm.base import Chat, Sampling
 from llm_auction_env.presets import PRESETS, get_preset
+from llm_auction_env.provenance import git
 from llm_auction_env.types import AuctionInstance
 
 from .pctr import PCTRConfig, PCTRModel, historical_log, records_from_feedback
@@ -1070,7 +1071,7 @@ class IRPO:
                 continue
             source = self.policy_source(t - 1)
             seconds: dict[str, float] = {}
-            m: dict[str, Any] = {"epoch": t, "reward_model": cfg.reward, "policy_in": source}
+            m: dict[str, Any] = {"epoch": t, "reward_model": cfg.reward, "policy_in": source, "git_commit": git("rev-parse", "HEAD")}
             if cfg.reward == "pctr":
                 if not self._done(t, "deploy"):
                     t0 = time.time()
