@@ -209,7 +209,7 @@ class IRPOConfig:
     ad); with ``choice_later`` the copies of many-ad answers pose their first insertion too. Session 25 traced
     Fig. 4b's last jumps to ties: where the swept ad's bid equals a competitor's, the policy loses
     the swept ad. Session 26 (one epoch at 0.5, 41 tie groups kept): the tie at 100 was fixed, the
-    one at 60 was not. 0 = no such copies (the random stream is then untouched)."""
+    one at 60 was not; session 27 (at 1.0, 126 kept): both, Fig. 4b's exposure monotone. 0 = no such copies (the random stream is then untouched)."""
     choice_near_misses: bool = False
     """``pair_kind="choice"``: add to each group the malformed markups a small policy writes in place
     of the sampled ad (:func:`near_misses`: id without title, title cut short, the prompt's example
@@ -234,7 +234,10 @@ class IRPOConfig:
     third ad is never posed, and the session-17/18 policies went on adding them (Oracle epoch 3:
     2.91 ads per answer; its answers with 3 ads averaged E[reward] -8.9, with 4 ads -40), and the
     more ads a policy writes, the fewer of its answers pose "no ad at all" (Oracle epoch 3: 18 of
-    319 groups at a first insertion)."""
+    319 groups at a first insertion). Mind the cap: an answer then carries a group per insertion
+    and bid copy, and ``max_pairs_per_epoch`` keeps whole answers, so with the gap cap the epoch
+    trains on fewer queries (session 27, with top-bid and tie copies: ~6.6 groups per answer,
+    the 320 kept came from 25 queries against session 26's 72)."""
     choice_none: bool = False
     """``pair_kind="choice"``: pose each group at the start of the sentence holding
     the ad, with "no ad" (the answer going on without that sentence, its next sentence scored) as
