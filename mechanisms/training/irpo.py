@@ -206,10 +206,11 @@ class IRPOConfig:
     ``choice_top_bid=0.5``), else on its sampled bids, and the copy's groups carry ``tie_with``
     and ``tie_bid`` (with the top-bid copy's ``top_bid_pick`` when made on it). A query none of
     whose answers has a valid first ad gets no tie copy (no click probabilities to name the best
-    ad); with ``choice_later`` the copies of many-ad answers pose their first insertion too. Session 25 traced
-    Fig. 4b's last jumps to ties: where the swept ad's bid equals a competitor's, the policy loses
-    the swept ad. Session 26 (one epoch at 0.5, 41 tie groups kept): the tie at 100 was fixed, the
-    one at 60 was not; session 27 (at 1.0, 126 kept): both, Fig. 4b's exposure monotone. 0 = no such copies (the random stream is then untouched)."""
+    ad); with ``choice_later`` the copies of many-ad answers pose their first insertion too.
+    Session 25 traced Fig. 4b's last jumps to ties: where the swept ad's bid equals a competitor's,
+    the policy loses the swept ad. Session 26 (one epoch at 0.5, 41 tie groups kept): the tie at
+    100 was fixed, the one at 60 was not; session 27 (at 1.0, 126 kept): both, Fig. 4b's exposure
+    monotone. 0 = no such copies (the random stream is then untouched)."""
     choice_near_misses: bool = False
     """``pair_kind="choice"``: add to each group the malformed markups a small policy writes in place
     of the sampled ad (:func:`near_misses`: id without title, title cut short, the prompt's example
