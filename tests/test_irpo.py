@@ -307,6 +307,31 @@ def test_historical_click_log_joins_the_first_pctr_fit(tiny_llama, tmp_path):
         IRPO(config(tmp_path / "h2", historical_queries=2), comps).phase_pctr(1, rows)
 
 
+def test_a_fixed_pctr_scores_every_epoch_without_deploy_or_refit(uninterrupted, tiny_llama, tmp_path):
+    """``pctr_path``: the saved pCTR prices the samples (no deploy log, no refit) and the export
+    carries that pCTR; it is a pCTR option, and a folder without a saved pCTR is refused."""
+    from mechanisms.training.irpo import export
+    from mechanisms.training.pctr import PCTRModel
+
+    fixed = uninterrupted[0] / "epoch_01" / "pctr"
+    comps = components(tiny_llama)
+    run = tmp_path / "fixed"
+    (m,) = IRPO(config(run, pctr_path=str(fixed)), comps).train()
+    ep = run / "epoch_01"
+    assert not (ep / "deploy.jsonl").exists() and not (ep / "pctr").exists()
+    assert m["reward_model"] == str(fixed) and "pctr_auc" not in m and m["dpo_steps"] >= 1
+    rows = [json.loads(x) for x in (ep / "samples.jsonl").read_text().splitlines()]
+    predicted = PCTRModel.load(fixed, BagEncoder()).predict(
+        [(comps.instances[r["i"]].with_bids(r["bids"]), r["response"]) for r in rows])
+    assert [r["ctr"] for r in rows] == [pytest.approx(p) for p in predicted]
+    export(run, [m], tmp_path / "export")
+    assert (tmp_path / "export" / "pctr" / "vocab.json").read_text() == (fixed / "vocab.json").read_text()
+    with pytest.raises(ValueError, match="reward='pctr'"):
+        config(tmp_path / "o", reward="oracle", pctr_path=str(fixed))
+    with pytest.raises(FileNotFoundError, match="no saved pCTR"):
+        IRPO(config(tmp_path / "missing", pctr_path=str(tmp_path)), comps).train()
+
+
 def test_sampling_goes_through_the_engine_one_server_per_policy(tiny_llama, tmp_path):
     """With ``Components.engine`` the samples phase samples through it (base + the policy's LoRA),
     one engine per policy, each stopped when the policy changes and the last when training ends."""
@@ -836,6 +861,7 @@ def test_shipped_adapter_is_the_quick_preset_recipe(reward):
     saved.setdefault("choice_top_bid", 0.0)
     saved.setdefault("choice_top_bid_pick", "uniform")
     saved.setdefault("choice_tie_bid", 0.0)
+    saved.setdefault("pctr_path", None)
     saved["pctr"] = json.loads(json.dumps(asdict(saved_config(saved["pctr"]))))  # pCTR fields added later
     expect = json.loads(json.dumps(asdict(IRPOConfig.from_preset("quick", reward=reward))))
     unused = {"run_dir"} | ({"pctr"} if reward == "oracle" else set())  # the Oracle run fits no pCTR

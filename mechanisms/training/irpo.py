@@ -11,7 +11,9 @@ e.g. the warm-start SFT of ``mechanisms/training/warmstart.py``):
    plus the earlier logs D_1..D_{t-1} (replay) and, with ``historical_queries`` > 0, a historical
    template click log (psi_0); psi_{t-1}'s AUC on the unseen D_t is logged as ``prequential_auc``;
    held-out log-loss / AUC are logged. With ``--reward oracle`` phases 1-2 are skipped: the
-   reward uses the click model's exact click probabilities (the paper's LLM-Auction (Oracle)).
+   reward uses the click model's exact click probabilities (the paper's LLM-Auction (Oracle)); with
+   ``pctr_path`` a saved pCTR scores every epoch and phases 1-2 are skipped too (a fixed reward
+   model, for comparing runs).
 3. **samples**: fresh bids again, ``m_samples`` responses per query (paper: 5), each scored with
    Eq. 8 where the click c_i is replaced by the reward model's click probability (Eq. 5).
 4. **pairs**: winner = argmax reward; losers = responses with r_w - r_l > ``delta_th`` (10);
@@ -285,6 +287,13 @@ class IRPOConfig:
     ``{"rpo_alpha": 0.5}``); the named fields above are the ones the presets set."""
     # reward model
     pctr: PCTRConfig = field(default_factory=PCTRConfig)
+    pctr_path: str | None = None
+    """``--reward pctr``: a saved pCTR (a folder ``PCTRModel.save`` wrote, e.g. an export's ``pctr/``)
+    that scores every epoch's samples in place of the epoch's own refit; the deploy and pctr phases
+    are skipped. For comparing runs against one fixed reward model: each refit learns from its run's
+    sampled deploy answers, which the engine does not reproduce bit for bit, so two runs with the
+    same seed still train against different pCTRs (session 27: the refits put the bid at which
+    Fig. 4b's ad beats its bid-100 competitor anywhere from 53 to 92). None = Algorithm 1's refit."""
     threads: int | None = None
 
     @classmethod
@@ -309,6 +318,8 @@ class IRPOConfig:
             raise ValueError(f"sampler must be 'auto' or 'transformers', got {self.sampler!r}")
         if self.reward not in ("pctr", "oracle"):
             raise ValueError(f"reward must be 'pctr' or 'oracle', got {self.reward!r}")
+        if self.pctr_path is not None and self.reward != "pctr":
+            raise ValueError("pctr_path is a pCTR reward model: it needs reward='pctr'")
         if self.choice_whether and not (self.pair_kind == "choice" and self.choice_none):
             raise ValueError("choice_whether needs pair_kind='choice' and choice_none=True")
         if self.choice_later and not self.choice_second:
@@ -860,7 +871,7 @@ class IRPO:
     def reward_model(self, t: int) -> Callable[[list[tuple[AuctionInstance, str]]], list[dict[str, float]]]:
         if self.cfg.reward == "oracle":
             return self.comps.click_model.click_probs
-        model = PCTRModel.load(self.epoch_dir(t) / "pctr", self.comps.pctr_encoder)
+        model = PCTRModel.load(self.cfg.pctr_path or self.epoch_dir(t) / "pctr", self.comps.pctr_encoder)
         return model.predict
 
     def phase_samples(self, t: int, source: str | None) -> list[dict]:
@@ -1065,6 +1076,8 @@ class IRPO:
         cfg = self.cfg
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
+        if cfg.pctr_path is not None and not (Path(cfg.pctr_path) / "vocab.json").is_file():
+            raise FileNotFoundError(f"pctr_path {cfg.pctr_path!r} holds no saved pCTR (no vocab.json)")
         self.run.mkdir(parents=True, exist_ok=True)
         _write_json(self.run / "config.json", asdict(cfg))
         history = []
@@ -1075,8 +1088,9 @@ class IRPO:
                 continue
             source = self.policy_source(t - 1)
             seconds: dict[str, float] = {}
-            m: dict[str, Any] = {"epoch": t, "reward_model": cfg.reward, "policy_in": source, "git_commit": git("rev-parse", "HEAD")}
-            if cfg.reward == "pctr":
+            m: dict[str, Any] = {"epoch": t, "reward_model": cfg.pctr_path or cfg.reward, "policy_in": source,
+                                 "git_commit": git("rev-parse", "HEAD")}
+            if cfg.reward == "pctr" and cfg.pctr_path is None:
                 if not self._done(t, "deploy"):
                     t0 = time.time()
                     write_jsonl(ep / "deploy.jsonl", self.phase_deploy(t, source))
@@ -1249,14 +1263,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def export(run: Path, history: list[dict], dst: Path) -> None:
     """Write the served form of a finished run to ``dst`` (atomically): the final policy adapter
-    (``policy/``), the pCTR of its epoch (``pctr/``, which ``llm_auction_reserve`` reads), and the
-    run's ``config.json``, ``metrics.json`` and ``curves.png``."""
+    (``policy/``), the pCTR it was trained against (``pctr/``: its epoch's, or the run's
+    ``pctr_path``; ``llm_auction_reserve`` reads it), and the run's ``config.json``, ``metrics.json``
+    and ``curves.png``."""
     src = Path(history[-1]["policy_out"] or "")
+    fixed = json.loads((run / "config.json").read_text()).get("pctr_path")
+    pctr = Path(fixed) if fixed else src.parent / "pctr"
     with atomic_dir(dst) as tmp:
         if src.is_dir():
             shutil.copytree(src, tmp / "policy")
-            if (src.parent / "pctr" / "vocab.json").is_file():
-                shutil.copytree(src.parent / "pctr", tmp / "pctr")
+            if (pctr / "vocab.json").is_file():
+                shutil.copytree(pctr, tmp / "pctr")
         shutil.copy(run / "metrics.json", tmp / "metrics.json")
         shutil.copy(run / "config.json", tmp / "config.json")
         if (run / "curves.png").exists():
