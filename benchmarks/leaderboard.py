@@ -63,7 +63,7 @@ import numpy as np
 from llm_auction_env.config import given, override, parse_assignments
 from llm_auction_env.llm.base import Sampling
 from llm_auction_env.presets import PRESETS, get_preset
-from llm_auction_env.provenance import git
+from llm_auction_env.provenance import revision
 from llm_auction_env.prompts import STYLES
 from llm_auction_env.reward import RewardConfig
 
@@ -599,10 +599,8 @@ def run_metadata(cfg: LeaderboardConfig, t_start: float, timing: dict, n_instanc
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             versions[pkg] = None
-    dirty = git("status", "--porcelain", "--untracked-files=no")
     return {
-        "seed": cfg.seed, "n_instances": n_instances, "git_commit": git("rev-parse", "HEAD"),
-        "git_dirty": bool(dirty) if dirty is not None else None, "versions": versions,
+        "seed": cfg.seed, "n_instances": n_instances, **revision(), "versions": versions,
         "python": sys.version.split()[0], "platform": platform.platform(), "cpu_count": os.cpu_count(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t_start)),
         "wall_seconds_total": round(time.time() - t_start, 2),

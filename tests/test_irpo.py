@@ -94,7 +94,8 @@ def test_one_epoch_end_to_end(uninterrupted):
         assert (ep / name).exists(), name
     assert (run / "curves.png").stat().st_size > 0
     assert json.loads((run / "metrics.json").read_text())[0]["epoch"] == 1
-    assert re.fullmatch(r"[0-9a-f]{40}", m["git_commit"])  # the commit the epoch ran at (tests run in a checkout)
+    assert re.fullmatch(r"[0-9a-f]{40}", m["git_commit"])  # the commit the run started at (tests run in a checkout)
+    assert isinstance(m["git_dirty"], bool)
     assert m["pairs_kept"] >= 1 and m["dpo_steps"] >= 1 and np.isfinite(m["dpo_loss"])
     assert m["n_samples"] == 9
     pairs = [json.loads(x) for x in (ep / "pairs.jsonl").read_text().splitlines()]

@@ -111,7 +111,7 @@ from llm_auction_env.config import from_dict, override, parse_assignments
 from llm_auction_env.jsonl import read_jsonl, write_jsonl
 from llm_auction_env.llm.base import Chat, Sampling
 from llm_auction_env.presets import PRESETS, get_preset
-from llm_auction_env.provenance import git
+from llm_auction_env.provenance import revision
 from llm_auction_env.types import AuctionInstance
 
 from .pctr import PCTRConfig, PCTRModel, historical_log, records_from_feedback
@@ -756,6 +756,7 @@ class IRPO:
         self.run = Path(cfg.run_dir)
         self._policy: tuple[Any, Any, str | None] | None = None  # (model, tokenizer, policy source)
         self._engine: tuple[Any, str | None] | None = None  # (engine backend, the adapter it serves)
+        self.revision = revision()  # the checkout this process's code came from, recorded in each epoch
 
     # -- paths
     def epoch_dir(self, t: int) -> Path:
@@ -1089,7 +1090,7 @@ class IRPO:
             source = self.policy_source(t - 1)
             seconds: dict[str, float] = {}
             m: dict[str, Any] = {"epoch": t, "reward_model": cfg.pctr_path or cfg.reward, "policy_in": source,
-                                 "git_commit": git("rev-parse", "HEAD")}
+                                 **self.revision}
             if cfg.reward == "pctr" and cfg.pctr_path is None:
                 if not self._done(t, "deploy"):
                     t0 = time.time()
