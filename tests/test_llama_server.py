@@ -214,16 +214,23 @@ def test_server_killed_mid_run_restarts_and_counts():
     assert backend.server.process is None
 
 
-def test_server_stops_when_its_owner_is_killed():
-    """SIGKILL of the process that started the server (no atexit runs) still stops the server."""
+@pytest.mark.parametrize("first_use", ["start", "generate"])
+def test_server_stops_when_its_owner_is_killed(first_use):
+    """SIGKILL of the process that started the server (no atexit runs) still stops the server, also
+    when the owner never called ``start`` and the server came up for its first ``generate``, whose
+    requests run in pool threads (session 29: a SIGTERM-ed IRPO run left such a server running)."""
     import shutil
     import subprocess
     import sys
 
     if shutil.which("setpriv") is None:
         pytest.skip("needs util-linux setpriv (without it only atexit stops the server)")
+    use = "b.start()" if first_use == "start" else (
+        "from llm_auction_env.llm.base import Sampling\n"
+        "b.generate([[{'role': 'user', 'content': 'Hi'}]], n=2, sampling=Sampling(max_new_tokens=4, seed=1))")
     code = ("from llm_auction_env.llm.llamacpp_backend import LlamaCppBackend\n"
-            "b = LlamaCppBackend(gguf='f32', slots=1, ctx=1024); b.start()\n"
+            "b = LlamaCppBackend(gguf='f32', slots=2, ctx=1024)\n"
+            f"{use}\n"
             "print(b.server.process.pid, flush=True)\n"
             "import time; time.sleep(300)\n")
     owner = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)

@@ -195,13 +195,22 @@ class LlamaCppBackend(OpenAIBackend):
 
     # ------------------------------------------------------------------ server
     def start(self) -> "LlamaCppBackend":
-        """Start the server now (otherwise it starts on the first request)."""
+        """Start the server now (``generate`` and ``logprobs`` do it first, see ``_start_here``)."""
         with self._restart_lock:
             if not self.server.running:
                 self.server.loras = list(self._adapters)
                 self.server.start()
                 self.endpoints = [self.server.url]
         return self
+
+    def _start_here(self) -> None:
+        """Start a server that is not up (never started, or stopped for a new adapter) on the calling
+        thread, before requests fan out to pool threads: ``llama_server`` arms the server's death
+        signal only from the main thread, so a killed owner takes it down. A server that *died* is
+        left to ``_post``, which counts the restart (``auto_restart``) and names the log; that
+        restart happens in a request thread and relies on ``atexit`` alone."""
+        if self.server.process is None:
+            self.start()
 
     def close(self) -> None:
         """Stop the server (a later request starts it again)."""
@@ -247,6 +256,11 @@ class LlamaCppBackend(OpenAIBackend):
                 self._adapters.append(gguf)
                 self.server.stop()  # restarted with the new adapter on the next request
         self._active = self._adapters.index(gguf)
+
+    def logprobs(self, prompts, completions):
+        """``OpenAIBackend.logprobs``, the server started on the calling thread first (``_start_here``)."""
+        self._start_here()
+        return super().logprobs(prompts, completions)
 
     def token_bytes(self) -> list[bytes | None]:
         """The raw bytes of each token id (``None`` for special tokens), cached."""
@@ -332,6 +346,7 @@ class LlamaCppBackend(OpenAIBackend):
         # Requests in flight fill the slots and no more: a request the server queues would spend its
         # queue time inside its own HTTP timeout (seen under load as spurious timeouts and retries).
         workers = max(1, min(self.max_concurrency, self.slots // min(n, self.slots)))
+        self._start_here()
         with ThreadPoolExecutor(max_workers=workers) as pool:
             futures = [pool.submit(self._one, prompts[i], k, sampling, seed, extra) for i, k, seed, extra in jobs]
             done = gather(futures, progress)
