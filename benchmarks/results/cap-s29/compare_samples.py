@@ -5,22 +5,23 @@ python compare_samples.py RUN_A RUN_B [EPOCH] (prints JSON; EPOCH defaults to 2,
 Per run: exact E[reward] (the click model's probabilities, Eq. 8) and pCTR reward per answer,
 format errors and valid ads per answer, the share of answers with 3+ markups (valid or not), and
 the mean bid rank of the inserted ads (0 = lowest bid of the query's candidates, 1 = highest,
-0.5 = bid-blind). A - B: the paired per-query difference of the first two with a BCa 95 % CI
-(4000 resamples of the queries, seeded)."""
+0.5 = bid-blind). A - B: the paired per-query difference of the first two with the leaderboard's
+95 % CI (``benchmarks.leaderboard.bootstrap_ci``: BCa, 4000 paired resamples of the queries, seed 0)."""
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import bootstrap
 
-from mechanisms.training.irpo import IRPOConfig, summarize_samples, training_instances
-from llm_auction_env.data import load_dataset
+from benchmarks.leaderboard import bootstrap_ci
 from llm_auction_env.config import from_dict
+from llm_auction_env.data import load_dataset
+from llm_auction_env.jsonl import read_jsonl
+from mechanisms.training.irpo import IRPOConfig, summarize_samples, training_instances
 
 
 def rows(run: Path, epoch: int) -> list[dict]:
-    return [json.loads(line) for line in (run / f"epoch_{epoch:02d}" / "samples.jsonl").read_text().splitlines()]
+    return read_jsonl(run / f"epoch_{epoch:02d}" / "samples.jsonl")
 
 
 def per_query(rs: list[dict], key: str) -> dict[int, float]:
@@ -47,8 +48,8 @@ def main() -> None:
     for key in ("true_reward", "reward"):
         qa, qb = per_query(ra, key), per_query(rb, key)
         d = np.array([qa[i] - qb[i] for i in sorted(qa)])
-        ci = bootstrap((d,), np.mean, n_resamples=4000, method="BCa", random_state=0).confidence_interval
-        out["a_minus_b"][key] = {"mean": float(d.mean()), "lo": float(ci.low), "hi": float(ci.high), "n_queries": len(d)}
+        mean, lo, hi = bootstrap_ci([d], np.mean, n_boot=4000, seed=0)
+        out["a_minus_b"][key] = {"mean": mean, "lo": lo, "hi": hi, "n_queries": len(d)}
     print(json.dumps(out, indent=1))
 
 
