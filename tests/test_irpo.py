@@ -953,14 +953,36 @@ def test_cap_answers_by_gap_or_at_random_keeps_whole_answers():
 
     groups = [{"i": i, "answer": a, "r_w": float(10 * i + a), "r_l": 0.0, "k": k}
               for i in range(10) for a in range(2) for k in range(2)]  # 20 answers, 2 groups each
-    by_gap = _cap_answers(groups, 6)
+    by_gap = _cap_answers(groups, 6)  # "gap" is the default
     assert {(g["i"], g["answer"]) for g in by_gap} == {(9, 1), (9, 0), (8, 1)} and len(by_gap) == 6
-    draws = [_cap_answers(groups, 6, np.random.default_rng(s)) for s in range(20)]
+    draws = [_cap_answers(groups, 6, "random", np.random.default_rng(s)) for s in range(20)]
     for d in draws:
         assert len(d) == 6 and [(g["i"], g["answer"]) for g in d] == sorted((g["i"], g["answer"]) for g in d)
         assert all(sum(1 for h in d if (h["i"], h["answer"]) == (g["i"], g["answer"])) == 2 for g in d)
-    assert _cap_answers(groups, 6, np.random.default_rng(3)) == draws[3]  # seeded
+    assert _cap_answers(groups, 6, "random", np.random.default_rng(3)) == draws[3]  # seeded
     reached = {(g["i"], g["answer"]) for d in draws for g in d}
     assert len(reached) > 12 and ((0, 0) in reached or (0, 1) in reached)  # the smallest gaps too
     with pytest.raises(ValueError, match="choice_cap"):
         IRPOConfig(choice_cap="largest")
+
+
+def test_stratified_cap_keeps_each_insertion_decision_at_its_share():
+    """``gap`` keeps only the answers where inserting pays most; ``stratified`` gives the "insert",
+    "no ad" and tie answers their shares of all groups (here 3/6, 2/6, 1/6 of a cap of 6) and
+    within each the largest gaps."""
+    from mechanisms.training.irpo import _answer_whether, _cap_answers
+
+    def group(i, gap, r_none, r_sampled):  # options: the sampled ad, a bad ad, no ad
+        return {"i": i, "answer": 0, "ad_ids": ["Ad-1", "Ad-2", "none"], "sampled_ad": "Ad-1",
+                "rewards": [r_sampled, r_sampled - gap, r_none], "r_w": max(r_sampled, r_none), "r_l": r_sampled - gap}
+
+    inserts = [group(i, 50.0 + i, 0.0, 30.0) for i in range(6)]  # inserting wins by 30
+    nones = [group(6 + i, 5.0 + i, 0.0, -20.0) for i in range(4)]  # no ad wins by 20
+    ties = [group(10 + i, 1.0 + i, 0.0, 2.0) for i in range(2)]  # within delta_th
+    groups = inserts + nones + ties
+    assert [_answer_whether([g], 10.0) for g in (inserts[0], nones[0], ties[0])] == ["insert", "none", "tie"]
+    assert {g["i"] for g in _cap_answers(groups, 6, "gap")} == {0, 1, 2, 3, 4, 5}
+    kept = _cap_answers(groups, 6, "stratified", delta_th=10.0)
+    assert [g["i"] for g in kept] == [3, 4, 5, 8, 9, 11]  # largest gaps per decision, query order
+    two_groups = [dict(inserts[5], i=0), dict(inserts[4], i=0), dict(inserts[0], i=1)]  # answer (0, 0) has 2 groups
+    assert _cap_answers(two_groups, 1, "stratified", delta_th=10.0) == [two_groups[2]]  # whole answers only

@@ -170,7 +170,11 @@ class IRPOConfig:
     largest reward gap first; ``random``, a seeded uniform draw of answers. The largest gaps are
     the contexts where some candidate pays much more than the rest, so ``gap`` keeps the contexts
     where inserting pays: in Oracle epoch 3 of session 18, "no ad" minus the sampled ad averaged
-    -3.4 over all 1,272 groups and -14.4 over the 320 kept."""
+    -3.4 over all 1,272 groups and -14.4 over the 320 kept; session 29 found the cap, not the bid
+    copies, behind the recipe run's flood (232 of 259 whether decisions "insert"). ``random`` keeps
+    the whether decision representative but fewer bid-decided contexts. ``stratified``: each
+    insertion decision an answer teaches ("insert", "no ad", neither; read from its groups,
+    ``_answer_whether``) gets its share of the cap, filled with its largest gaps first."""
     pair_kind: str = "full"
     """``full``: the paper's pairs of independently sampled responses; ``swap``: counterfactual
     versions of one sampled answer that differ only in the inserted ad (each other candidate in its
@@ -324,8 +328,8 @@ class IRPOConfig:
             raise ValueError("choice_whether needs pair_kind='choice' and choice_none=True")
         if self.choice_later and not self.choice_second:
             raise ValueError("choice_later needs choice_second=True")
-        if self.choice_cap not in ("gap", "random"):
-            raise ValueError(f"choice_cap must be 'gap' or 'random', got {self.choice_cap!r}")
+        if self.choice_cap not in ("gap", "random", "stratified"):
+            raise ValueError(f"choice_cap must be 'gap', 'random' or 'stratified', got {self.choice_cap!r}")
         if self.choice_neutral_ties and not self.choice_whether:
             raise ValueError("choice_neutral_ties needs choice_whether=True")
         if self.choice_label_temperature < 0:
@@ -724,23 +728,45 @@ def concat_adapters(sources: Sequence[str | os.PathLike], out: str | os.PathLike
         (tmp / "adapter_config.json").write_text(json.dumps(config, indent=1))
 
 
-def _cap_answers(groups: list[dict], cap: int, rng: np.random.Generator | None = None) -> list[dict]:
+def _answer_whether(groups: list[dict], delta_th: float) -> str:
+    """The insertion decision an answer's groups teach, read without the policy: the mean over its
+    groups with a ``"none"`` option of ``r_none - r(sampled ad)`` (the sampled ad is one draw of the
+    policy's choice; the trainer prices inserting at its expected choice, :func:`choice_dpo.whether_gap`,
+    which needs the reference log-probs). ``"none"`` above ``delta_th``, ``"insert"`` below
+    ``-delta_th``, else ``"tie"`` (also an answer without such a group)."""
+    gaps = [g["rewards"][g["ad_ids"].index("none")] - g["rewards"][g["ad_ids"].index(g["sampled_ad"])]
+            for g in groups if "none" in g["ad_ids"] and g.get("sampled_ad") in g["ad_ids"]]
+    gap = float(np.mean(gaps)) if gaps else 0.0
+    return "none" if gap > delta_th else "insert" if gap < -delta_th else "tie"
+
+
+def _cap_answers(groups: list[dict], cap: int, how: str = "gap", rng: np.random.Generator | None = None,
+                 delta_th: float = 0.0) -> list[dict]:
     """At most ``cap`` choice groups, whole answers at a time (all bid draws of a sampled answer
-    stay together): the answers with the largest reward gap first, or with ``rng`` in a random
-    order drawn from it; query order is kept."""
-    gap: dict[tuple[int, int], float] = {}
-    size: dict[tuple[int, int], int] = {}
+    stay together), query order kept. ``how``: ``gap``, the answers with the largest reward gap
+    first; ``random``, a uniform order drawn from ``rng``; ``stratified``, the answers split by the
+    insertion decision they teach (:func:`_answer_whether`), each decision given its share of all
+    groups of the cap, and within it the largest gaps first."""
+    by_answer: dict[tuple[int, int], list[dict]] = {}
     for g in groups:
-        key = (g["i"], g["answer"])
-        gap[key] = max(gap.get(key, -np.inf), g["r_w"] - g["r_l"])
-        size[key] = size.get(key, 0) + 1
-    keys = list(gap)  # stable: ties keep query order
-    order = [keys[j] for j in rng.permutation(len(keys))] if rng is not None else sorted(keys, key=lambda k: -gap[k])
-    kept, total = set(), 0
-    for key in order:
-        if total + size[key] <= cap:
+        by_answer.setdefault((g["i"], g["answer"]), []).append(g)
+    gap = {key: max(g["r_w"] - g["r_l"] for g in gs) for key, gs in by_answer.items()}
+    keys = list(by_answer)  # stable: ties keep query order
+    if how == "random":
+        keys = [keys[j] for j in rng.permutation(len(keys))]
+    else:
+        keys.sort(key=lambda k: -gap[k])
+    if how == "stratified":
+        side = {key: _answer_whether(gs, delta_th) for key, gs in by_answer.items()}
+        room = {s: round(cap * sum(len(by_answer[k]) for k in keys if side[k] == s) / len(groups))
+                for s in ("insert", "none", "tie")}
+    else:
+        side, room = dict.fromkeys(keys, "all"), {"all": cap}
+    kept = set()
+    for key in keys:
+        if len(by_answer[key]) <= room[side[key]]:
             kept.add(key)
-            total += size[key]
+            room[side[key]] -= len(by_answer[key])
     return [g for g in groups if (g["i"], g["answer"]) in kept]
 
 
@@ -945,7 +971,7 @@ class IRPO:
                 out.append({"i": i, "prompt": prompt, "kind": "full", "chosen": group[w]["response"],
                             "rejected": group[l]["response"], "r_w": group[w]["reward"], "r_l": group[l]["reward"]})
         if cfg.max_pairs_per_epoch > 0 and cfg.pair_kind == "choice":
-            out = _cap_answers(out, cfg.max_pairs_per_epoch, rng if cfg.choice_cap == "random" else None)
+            out = _cap_answers(out, cfg.max_pairs_per_epoch, cfg.choice_cap, rng, cfg.delta_th)
         elif cfg.max_pairs_per_epoch > 0:
             keep = sorted(range(len(out)), key=lambda k: out[k]["r_l"] - out[k]["r_w"])[: cfg.max_pairs_per_epoch]
             out = [out[k] for k in sorted(keep)]
