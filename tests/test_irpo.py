@@ -986,3 +986,6 @@ def test_stratified_cap_keeps_each_insertion_decision_at_its_share():
     assert [g["i"] for g in kept] == [3, 4, 5, 8, 9, 11]  # largest gaps per decision, query order
     two_groups = [dict(inserts[5], i=0), dict(inserts[4], i=0), dict(inserts[0], i=1)]  # answer (0, 0) has 2 groups
     assert _cap_answers(two_groups, 1, "stratified", delta_th=10.0) == [two_groups[2]]  # whole answers only
+    thirds = inserts[:2] + nones[:2] + ties  # shares of a cap of 5: 5/3 each, rounded up to 2 each
+    assert len(_cap_answers(thirds, 5, "stratified", delta_th=10.0)) == 5  # never more than the cap
+    assert _cap_answers([], 5, "stratified", delta_th=10.0) == []

@@ -747,6 +747,8 @@ def _cap_answers(groups: list[dict], cap: int, how: str = "gap", rng: np.random.
     first; ``random``, a uniform order drawn from ``rng``; ``stratified``, the answers split by the
     insertion decision they teach (:func:`_answer_whether`), each decision given its share of all
     groups of the cap, and within it the largest gaps first."""
+    if not groups:
+        return []
     by_answer: dict[tuple[int, int], list[dict]] = {}
     for g in groups:
         by_answer.setdefault((g["i"], g["answer"]), []).append(g)
@@ -758,8 +760,12 @@ def _cap_answers(groups: list[dict], cap: int, how: str = "gap", rng: np.random.
         keys.sort(key=lambda k: -gap[k])
     if how == "stratified":
         side = {key: _answer_whether(gs, delta_th) for key, gs in by_answer.items()}
-        room = {s: round(cap * sum(len(by_answer[k]) for k in keys if side[k] == s) / len(groups))
-                for s in ("insert", "none", "tie")}
+        share = {s: cap * sum(len(by_answer[k]) for k in keys if side[k] == s) / len(groups)
+                 for s in ("insert", "none", "tie")}
+        room = {s: round(x) for s, x in share.items()}
+        while sum(room.values()) > cap:  # rounded up on two or three sides: take one back where most was added
+            s = max(room, key=lambda s: room[s] - share[s])
+            room[s] -= 1
     else:
         side, room = dict.fromkeys(keys, "all"), {"all": cap}
     kept = set()
