@@ -12,10 +12,14 @@ probabilities, as the leaderboard's E columns). Reports:
   would earn, to the extent the answer's first part would be written the same way;
 * ``which`` (answers whose first insertion is valid, ``irpo.insertion_variants`` at k = 0, the
   other insertions kept): the exact Eq. 5 reward of the answer with (a) the ad the policy chose,
-  (b) the best candidate by exact probabilities, (c) the best candidate by the pCTR ``PCTR`` (if
+  (b) the best candidate by exact probabilities (bid x probability; candidates the answer names
+  elsewhere are left out: there they would be duplicates), (c) the best candidate by the pCTR ``PCTR`` (if
   given), and (d) no ad there, each next to the chosen ad's exact bid x probability. (b) - (a) is
   what choosing better could add at the policy's own insertion points; (b) - (c) is what the pCTR
-  cannot teach; (c) - (a) is what the policy did not learn of what its reward model knows.
+  cannot teach; (c) - (a) is what the policy did not learn of what its reward model knows. And
+  ``softmax_{pctr,exact}_T<t>``: the expected exact reward of the softmax(Eq. 5 reward / t) draw
+  among the candidates under either reward model, the allocation that IRPO's soft labels at
+  ``choice_label_temperature`` t teach (given that an ad is inserted there).
 """
 import json
 import sys
@@ -85,11 +89,27 @@ r1, v1, n1 = expected(trunc)
 picks = {"chosen": [], "best_exact": [], "no_ad": []}
 per_ad = {"chosen": [], "best_exact": []}
 pctr = make_ctr_fn("pctr", pctr_path)[0] if pctr_path else None
+TEMPS = (10.0, 5.0, 2.5)
 if pctr:
     picks["best_pctr"], per_ad["best_pctr"] = [], []
+    for t in TEMPS:
+        picks[f"softmax_pctr_T{t:g}"], per_ad[f"softmax_pctr_T{t:g}"] = [], []
+for t in TEMPS:
+    picks[f"softmax_exact_T{t:g}"], per_ad[f"softmax_exact_T{t:g}"] = [], []
+
+
+def softmax(r, t):
+    z = np.exp((np.asarray(r) - np.max(r)) / t)
+    return z / z.sum()
+
+
 for inst, y in pairs:
     variants = insertion_variants(inst, y, 0)
-    ads = [(a, t) for a, t in variants if a is not None]
+    if not variants:
+        continue
+    found = scoring.parse(inst, y).placements
+    elsewhere = {pl.ad_id for pl in found[1:]} - {found[0].ad_id}  # there it would be a duplicate
+    ads = [(a, t) for a, t in variants if a is not None and a not in elsewhere]
     if len(ads) < 2:
         continue
     texts = [(inst, t) for _, t in ads]
@@ -102,10 +122,18 @@ for inst, y in pairs:
     picks["best_exact"].append(rewards[best]); per_ad["best_exact"].append(value[best])
     none = [t for a, t in variants if a is None]
     picks["no_ad"].append(expected([(inst, none[0])])[0][0] if none else rewards[chosen])
+    for t in TEMPS:  # the allocation soft labels at temperature t teach (choice_label_temperature)
+        w = softmax(rewards, t)
+        picks[f"softmax_exact_T{t:g}"].append(float(w @ rewards)); per_ad[f"softmax_exact_T{t:g}"].append(float(w @ value))
     if pctr:
-        pv = [bids[a] * float(c.get(a, 0.0)) for (a, _), c in zip(ads, pctr(texts))]
+        pc = pctr(texts)
+        pv = [bids[a] * float(c.get(a, 0.0)) for (a, _), c in zip(ads, pc)]
         j = int(np.argmax(pv))
         picks["best_pctr"].append(rewards[j]); per_ad["best_pctr"].append(value[j])
+        pr = [o.reward for o in scoring.score_expected(texts, pc, cfg.reward)]
+        for t in TEMPS:
+            w = softmax(pr, t)
+            picks[f"softmax_pctr_T{t:g}"].append(float(w @ rewards)); per_ad[f"softmax_pctr_T{t:g}"].append(float(w @ value))
 
 out = {
     "leaderboard": str(folder), "row": row, "pctr": pctr_path, "n": len(pairs),
