@@ -14,7 +14,8 @@ probabilities, as the leaderboard's E columns). Reports:
   other insertions kept): the exact Eq. 5 reward of the answer with (a) the ad the policy chose,
   (b) the best candidate by exact probabilities (bid x probability; candidates the answer names
   elsewhere are left out: there they would be duplicates), (c) the best candidate by the pCTR ``PCTR`` (if
-  given), and (d) no ad there, each next to the chosen ad's exact bid x probability. (b) - (a) is
+  given), and (d) no ad there (the answer without that sentence; where the sentence is the whole
+  answer, the chosen ad's reward stands in), each next to the chosen ad's exact bid x probability. (b) - (a) is
   what choosing better could add at the policy's own insertion points; (b) - (c) is what the pCTR
   cannot teach; (c) - (a) is what the policy did not learn of what its reward model knows. And
   ``softmax_{pctr,exact}_T<t>``: the expected exact reward of the softmax(Eq. 5 reward / t) draw
