@@ -35,15 +35,12 @@ COLUMNS = {"expected_reward": "expected_reward", "expected_revenue": "expected_r
 """Reported columns (record field -> the leaderboard metric of its paired difference)."""
 
 
-def replay(folder: Path, row: str, ctr: str, tau: float, seed: int) -> tuple[LeaderboardConfig, list[dict]]:
-    """The reserve's per-query records for row ``row`` of the leaderboard in ``folder``."""
+def stored_answers(folder: Path, row: str) -> tuple[LeaderboardConfig, list, dict[str, str]]:
+    """The config and instances of the leaderboard in ``folder`` (rebuilt from its recorded
+    config) and row ``row``'s stored responses (query id -> text, from its checkpoint);
+    ``ValueError`` when the checkpoint lacks a response for any instance."""
     from llm_auction_env.data import load_dataset
     from llm_auction_env.instances import make_instances
-    from llm_auction_env.scoring import simulate
-    from llm_auction_env.types import Allocation, InferenceCost
-    from llm_auction_env.users.base import make_click_model
-    from mechanisms.base import make_ctr_fn
-    from mechanisms.reserve import apply_reserve
 
     cfg = from_dict(LeaderboardConfig, json.loads((folder / "results.json").read_text())["config"])
     instances = make_instances(load_dataset(), cfg.split, cfg.n_queries, cfg.k_ads, rng=cfg.seed, bids="uniform")
@@ -51,6 +48,18 @@ def replay(folder: Path, row: str, ctr: str, tau: float, seed: int) -> tuple[Lea
     missing = [i.query_id for i in instances if i.query_id not in responses]
     if missing:
         raise ValueError(f"{folder}: row {row!r} has no stored response for {len(missing)} queries, e.g. {missing[:3]}")
+    return cfg, instances, responses
+
+
+def replay(folder: Path, row: str, ctr: str, tau: float, seed: int) -> tuple[LeaderboardConfig, list[dict]]:
+    """The reserve's per-query records for row ``row`` of the leaderboard in ``folder``."""
+    from llm_auction_env.scoring import simulate
+    from llm_auction_env.types import Allocation, InferenceCost
+    from llm_auction_env.users.base import make_click_model
+    from mechanisms.base import make_ctr_fn
+    from mechanisms.reserve import apply_reserve
+
+    cfg, instances, responses = stored_answers(folder, row)
     kind, _, path = ctr.partition(":")
     ctr_fn, _ = make_ctr_fn(kind, path or None, cfg.click_model)
     kept = apply_reserve([(i, responses[i.query_id]) for i in instances], ctr_fn, cfg.reward, tau,

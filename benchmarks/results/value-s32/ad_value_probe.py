@@ -27,21 +27,17 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from scipy.special import softmax
 
-from benchmarks.leaderboard import LeaderboardConfig, checkpoint_responses
+from benchmarks.reserve_probe import stored_answers
 from llm_auction_env import parsing, scoring
-from llm_auction_env.config import from_dict
-from llm_auction_env.data import load_dataset
-from llm_auction_env.instances import make_instances
 from llm_auction_env.users.base import make_click_model
 from mechanisms.base import make_ctr_fn
 from mechanisms.training.irpo import insertion_variants
 
 folder, row = Path(sys.argv[1]), sys.argv[2]
 pctr_path = sys.argv[3] if len(sys.argv) > 3 else None
-cfg = from_dict(LeaderboardConfig, json.loads((folder / "results.json").read_text())["config"])
-instances = make_instances(load_dataset(), cfg.split, cfg.n_queries, cfg.k_ads, rng=cfg.seed, bids="uniform")
-answers = checkpoint_responses(folder, row)
+cfg, instances, answers = stored_answers(folder, row)
 pairs = [(i, answers[i.query_id]) for i in instances]
 exact = make_click_model(cfg.click_model).click_probs
 
@@ -99,11 +95,6 @@ for t in TEMPS:
     picks[f"softmax_exact_T{t:g}"], per_ad[f"softmax_exact_T{t:g}"] = [], []
 
 
-def softmax(r, t):
-    z = np.exp((np.asarray(r) - np.max(r)) / t)
-    return z / z.sum()
-
-
 for inst, y in pairs:
     variants = insertion_variants(inst, y, 0)
     if not variants:
@@ -124,7 +115,7 @@ for inst, y in pairs:
     none = [t for a, t in variants if a is None]
     picks["no_ad"].append(expected([(inst, none[0])])[0][0] if none else rewards[chosen])
     for t in TEMPS:  # the allocation soft labels at temperature t teach (choice_label_temperature)
-        w = softmax(rewards, t)
+        w = softmax(np.asarray(rewards) / t)
         picks[f"softmax_exact_T{t:g}"].append(float(w @ rewards)); per_ad[f"softmax_exact_T{t:g}"].append(float(w @ value))
     if pctr:
         pc = pctr(texts)
@@ -133,7 +124,7 @@ for inst, y in pairs:
         picks["best_pctr"].append(rewards[j]); per_ad["best_pctr"].append(value[j])
         pr = [o.reward for o in scoring.score_expected(texts, pc, cfg.reward)]
         for t in TEMPS:
-            w = softmax(pr, t)
+            w = softmax(np.asarray(pr) / t)
             picks[f"softmax_pctr_T{t:g}"].append(float(w @ rewards)); per_ad[f"softmax_pctr_T{t:g}"].append(float(w @ value))
 
 out = {
