@@ -133,14 +133,17 @@ def test_resume_after_crash_matches_uninterrupted(uninterrupted, tiny_llama, tmp
         torch.testing.assert_close(wa[k], wb[k], rtol=1e-5, atol=1e-6)
 
 
-def test_concat_adapters_is_exact(tiny_llama, tmp_path):
+@pytest.mark.parametrize("second_targets", [["q_proj", "v_proj"], ["q_proj", "up_proj", "down_proj"]])
+def test_concat_adapters_is_exact(tiny_llama, tmp_path, second_targets):
+    """The concatenation equals merging the adapters one after the other, also when the second
+    adapter targets other modules (a larger adapter in a later epoch: zero blocks where one is absent)."""
     from peft import LoraConfig, PeftModel, get_peft_model
 
     model, tok = tiny_llama
     dirs = []
-    for k in range(2):
+    for k, targets in enumerate([["q_proj", "v_proj"], second_targets]):
         torch.manual_seed(k)
-        peft = get_peft_model(copy.deepcopy(model), LoraConfig(r=2 + k, lora_alpha=4, target_modules=["q_proj", "v_proj"],
+        peft = get_peft_model(copy.deepcopy(model), LoraConfig(r=2 + k, lora_alpha=4, target_modules=targets,
                                                                init_lora_weights=False))
         peft.save_pretrained(tmp_path / f"a{k}")
         dirs.append(str(tmp_path / f"a{k}"))
@@ -964,6 +967,30 @@ def test_cap_answers_by_gap_or_at_random_keeps_whole_answers():
     assert len(reached) > 12 and ((0, 0) in reached or (0, 1) in reached)  # the smallest gaps too
     with pytest.raises(ValueError, match="choice_cap"):
         IRPOConfig(choice_cap="largest")
+
+
+@pytest.mark.parametrize("how", ["gap", "random", "stratified"])
+def test_cap_answers_per_query_spreads_the_groups_over_queries(how):
+    """``per_query``: at most that many answers of a query kept, the first in the cap's order, so
+    the same cap reaches more queries; 0 leaves the cap as it was; with no epoch cap it limits alone."""
+    from mechanisms.training.irpo import _cap_answers
+
+    groups = [{"i": i, "answer": a, "r_w": float(10 * i + a), "r_l": 0.0, "k": k, "ad_ids": ["a", "b"], "sampled_ad": "a"}
+              for i in range(10) for a in range(3) for k in range(2)]  # 30 answers, 2 groups each, no "none" option
+    rng = lambda: np.random.default_rng(0)  # noqa: E731
+    for per in (1, 2):
+        kept = _cap_answers(groups, 12, how, rng(), per_query=per)
+        answers = {(g["i"], g["answer"]) for g in kept}
+        assert len(kept) == 12 and len(answers) == 6
+        assert all(sum(1 for i, _ in answers if i == q) <= per for q in range(10))
+    assert len({g["i"] for g in _cap_answers(groups, 12, how, rng(), per_query=1)}) == 6
+    assert _cap_answers(groups, 12, how, rng(), per_query=0) == _cap_answers(groups, 12, how, rng())
+    if how == "gap":  # the largest gap of each query first: answer 2 of the top queries
+        assert {(g["i"], g["answer"]) for g in _cap_answers(groups, 12, per_query=1)} == {(i, 2) for i in range(4, 10)}
+    alone = _cap_answers(groups, 0, how, rng(), per_query=1)
+    assert len({(g["i"], g["answer"]) for g in alone}) == 10 and len({g["i"] for g in alone}) == 10
+    with pytest.raises(ValueError, match="choice_answers_per_query"):
+        IRPOConfig(choice_answers_per_query=-1)
 
 
 def test_stratified_cap_keeps_each_insertion_decision_at_its_share():
