@@ -861,6 +861,7 @@ def test_shipped_adapter_is_the_quick_preset_recipe(reward):
     saved.setdefault("choice_neutral_ties", False)
     saved.setdefault("choice_later", False)
     saved.setdefault("choice_cap", "gap")
+    saved.setdefault("choice_answers_per_query", 0)
     saved.setdefault("choice_label_temperature", 0.0)
     saved.setdefault("choice_top_bid", 0.0)
     saved.setdefault("choice_top_bid_pick", "uniform")
