@@ -991,7 +991,9 @@ def test_cap_answers_per_query_spreads_the_groups_over_queries(how):
     alone = _cap_answers(groups, 0, how, rng(), per_query=1)
     assert len({(g["i"], g["answer"]) for g in alone}) == 10 and len({g["i"] for g in alone}) == 10
     with pytest.raises(ValueError, match="choice_answers_per_query"):
-        IRPOConfig(choice_answers_per_query=-1)
+        IRPOConfig(pair_kind="choice", choice_answers_per_query=-1)
+    with pytest.raises(ValueError, match="choice_answers_per_query needs pair_kind"):
+        IRPOConfig(pair_kind="full", choice_answers_per_query=1)
 
 
 def test_stratified_cap_keeps_each_insertion_decision_at_its_share():

@@ -331,6 +331,8 @@ class IRPOConfig:
             raise ValueError("pctr_path is a pCTR reward model: it needs reward='pctr'")
         if self.choice_whether and not (self.pair_kind == "choice" and self.choice_none):
             raise ValueError("choice_whether needs pair_kind='choice' and choice_none=True")
+        if self.choice_answers_per_query and self.pair_kind != "choice":
+            raise ValueError("choice_answers_per_query needs pair_kind='choice' (it caps choice groups' answers)")
         if self.choice_later and not self.choice_second:
             raise ValueError("choice_later needs choice_second=True")
         if self.choice_cap not in ("gap", "random", "stratified"):
